@@ -1,0 +1,219 @@
+"""The incident: statuses, sources, the transition table, validation, domain errors.
+
+Knows nothing of HTTP or DynamoDB.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from enum import StrEnum
+from typing import Any
+
+MAX_DESCRIPTION = 4000
+MAX_NOTE = 1000
+MAX_DEDUP_KEY = 256
+
+
+class Status(StrEnum):
+    NEW = "new"
+    IN_PROGRESS = "in_progress"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+
+
+class Source(StrEnum):
+    OPERATOR = "operator"
+    MONITORING = "monitoring"
+    PARTNER = "partner"
+
+
+TRANSITIONS: dict[Status, tuple[Status, ...]] = {
+    Status.NEW: (Status.IN_PROGRESS, Status.RESOLVED, Status.CLOSED),
+    Status.IN_PROGRESS: (Status.RESOLVED, Status.CLOSED),
+    Status.RESOLVED: (Status.IN_PROGRESS, Status.CLOSED),
+    Status.CLOSED: (),
+}
+OPEN_STATUSES = (Status.NEW, Status.IN_PROGRESS)
+
+
+class IncidentError(Exception):
+    """Base of every rule the domain enforces."""
+
+
+class InvalidInput(IncidentError):
+    """A value breaks the contract; the message says what is allowed."""
+
+
+class IncidentNotFound(IncidentError):
+    def __init__(self, incident_id: int) -> None:
+        super().__init__(f"no incident #{incident_id}")
+        self.incident_id = incident_id
+
+
+class TransitionNotAllowed(IncidentError):
+    def __init__(self, incident_id: int, current: str, target: str) -> None:
+        allowed = allowed_targets(Status(current))
+        allowed_text = ", ".join(allowed) if allowed else "none, it is final"
+        super().__init__(
+            f"incident #{incident_id} is {current}; it cannot move to {target}. "
+            f"Allowed from {current}: {allowed_text}"
+        )
+        self.incident_id = incident_id
+        self.current = current
+        self.target = target
+        self.allowed = allowed
+
+
+class PreconditionFailed(IncidentError):
+    def __init__(self, incident: dict[str, Any]) -> None:
+        super().__init__(
+            f"If-Match does not match incident #{incident['id']}: its current ETag is {etag(incident)}"
+        )
+        self.incident = incident
+
+
+class IdempotencyKeyReused(IncidentError):
+    def __init__(self) -> None:
+        super().__init__(
+            "this Idempotency-Key was already used with a different body; "
+            "repeat the original body or use a new key"
+        )
+
+
+class Unavailable(IncidentError):
+    """The store does not answer (throttled past retries, unreachable)."""
+
+
+def allowed_targets(current: Status) -> list[str]:
+    return [str(s) for s in TRANSITIONS[current]]
+
+
+def statuses_leading_to(target: Status) -> list[Status]:
+    return [s for s, targets in TRANSITIONS.items() if target in targets]
+
+
+def parse_status(value: Any, field: str = "status") -> Status:
+    return Status(_enum_value(value, field, Status))
+
+
+def parse_source(value: Any, field: str = "source") -> Source:
+    return Source(_enum_value(value, field, Source))
+
+
+def _enum_value(value: Any, field: str, enum: type[StrEnum]) -> str:
+    allowed = ", ".join(e.value for e in enum)
+    if not isinstance(value, str) or value not in enum._value2member_map_:
+        raise InvalidInput(f"{field} must be one of: {allowed}; got {_shown(value)}")
+    return value
+
+
+def clean_description(value: Any) -> str:
+    return _clean_text(value, "description", MAX_DESCRIPTION, required=True)
+
+
+def clean_note(value: Any) -> str | None:
+    if value is None:
+        return None
+    return _clean_text(value, "note", MAX_NOTE, required=False) or None
+
+
+def clean_dedup_key(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput(f"dedup_key must be a string of 1–{MAX_DEDUP_KEY} characters or null")
+    if not value or len(value) > MAX_DEDUP_KEY:
+        raise InvalidInput(
+            f"dedup_key must be 1–{MAX_DEDUP_KEY} characters or null; got {len(value)}"
+        )
+    _require_encodable(value, "dedup_key")
+    return value
+
+
+def _clean_text(value: Any, field: str, limit: int, *, required: bool) -> str:
+    if not isinstance(value, str):
+        raise InvalidInput(f"{field} must be a string of 1–{limit} characters; got {_shown(value)}")
+    _require_encodable(value, field)
+    text = value.strip()
+    if required and not text:
+        raise InvalidInput(f"{field} must not be empty (1–{limit} characters after trimming)")
+    if len(text) > limit:
+        raise InvalidInput(
+            f"{field} is {len(text)} characters after trimming; at most {limit} are allowed"
+        )
+    return text
+
+
+def _require_encodable(text: str, field: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput(f"{field} contains an unpaired surrogate; send valid Unicode text") from None
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, str):
+        return repr(value[:40])
+    return "null" if value is None else type(value).__name__
+
+
+def parse_incident_id(text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or len(text) > 18 or int(text) < 1:
+        raise InvalidInput(f"incident id must be a positive integer; got {text[:40]!r}")
+    return int(text)
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def history_entry(at: str, status: Status, note: str | None, by: str) -> dict[str, Any]:
+    return {"at": at, "status": str(status), "note": note, "by": by}
+
+
+def new_incident(
+    incident_id: int, description: str, source: Source, dedup_key: str | None, by: str, at: str
+) -> dict[str, Any]:
+    return {
+        "id": incident_id,
+        "description": description,
+        "status": str(Status.NEW),
+        "source": str(source),
+        "created_at": at,
+        "updated_at": at,
+        "dedup_key": dedup_key,
+        "occurrences": 1,
+        "history": [history_entry(at, Status.NEW, None, by)],
+        "version": 1,
+    }
+
+
+def public_view(incident: dict[str, Any]) -> dict[str, Any]:
+    """The incident as the contract shows it (no bookkeeping fields)."""
+    return {
+        "id": incident["id"],
+        "description": incident["description"],
+        "status": incident["status"],
+        "source": incident["source"],
+        "created_at": incident["created_at"],
+        "updated_at": incident["updated_at"],
+        "dedup_key": incident.get("dedup_key"),
+        "occurrences": incident["occurrences"],
+        "history": incident["history"],
+    }
+
+
+def etag(incident: dict[str, Any]) -> str:
+    return f'"{incident["id"]}-{incident["version"]}"'
+
+
+def versions_matching(if_match: str, incident_id: int) -> list[int] | None:
+    """Versions an If-Match header accepts; None means any (`*`)."""
+    versions = []
+    for tag in (t.strip() for t in if_match.split(",")):
+        if tag == "*":
+            return None
+        tag = tag.removeprefix("W/").strip('"')
+        ident, _, version = tag.partition("-")
+        if ident == str(incident_id) and version.isascii() and version.isdigit():
+            versions.append(int(version))
+    return versions

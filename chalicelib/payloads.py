@@ -1,0 +1,126 @@
+"""HTTP request payloads -> plain values: strict JSON, field sets, query parameters, headers.
+
+Pure: no Chalice, no boto3. Value rules themselves live in incidents.py.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from chalicelib.incidents import InvalidInput, Source, Status, parse_source, parse_status
+
+MAX_BODY_BYTES = 64 * 1024
+MAX_IDEMPOTENCY_KEY = 128
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 100
+
+CREATE_FIELDS = {"description": True, "source": True, "dedup_key": False}  # name -> required
+PATCH_FIELDS = {"status": True, "note": False}
+
+
+class BodyTooLarge(Exception):
+    def __init__(self, size: int) -> None:
+        super().__init__(f"request body is {size} bytes; at most {MAX_BODY_BYTES} bytes (64 KiB) are allowed")
+
+
+class NotJson(Exception):
+    def __init__(self, content_type: str) -> None:
+        super().__init__(f"Content-Type must be application/json; got {content_type[:100]!r}")
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    status: Status | None
+    source: Source | None
+    limit: int
+    cursor: str | None
+
+
+def json_object(raw: bytes | None, content_type: str | None) -> dict[str, Any]:
+    """The request body as a JSON object, refusing what json.loads would let through
+    (NaN, Infinity, duplicate keys) since DynamoDB or a client would trip over it later."""
+    body = raw or b""
+    if len(body) > MAX_BODY_BYTES:
+        raise BodyTooLarge(len(body))
+    if content_type and not content_type.strip().lower().startswith("application/json"):
+        raise NotJson(content_type)
+    if not body.strip():
+        raise InvalidInput("request body is empty; send a JSON object")
+    try:
+        value = json.loads(
+            body.decode("utf-8"),
+            parse_constant=_refuse_constant,
+            object_pairs_hook=_refuse_duplicate_keys,
+        )
+    except UnicodeDecodeError:
+        raise InvalidInput("request body is not valid UTF-8") from None
+    except json.JSONDecodeError as error:
+        raise InvalidInput(
+            f"request body is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}"
+        ) from None
+    if not isinstance(value, dict):
+        raise InvalidInput(f"request body must be a JSON object; got {type(value).__name__}")
+    return value
+
+
+def _refuse_constant(name: str) -> Any:
+    raise InvalidInput(f"request body is not valid JSON: {name} is not a JSON number")
+
+
+def _refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise InvalidInput(f"request body repeats the field {key!r}")
+        result[key] = value
+    return result
+
+
+def fields(body: dict[str, Any], spec: Mapping[str, bool]) -> dict[str, Any]:
+    """The body's fields, checked against `spec` (name -> required); absent optional ones are None."""
+    allowed = ", ".join(spec)
+    unknown = sorted(set(body) - set(spec))
+    if unknown:
+        raise InvalidInput(f"unknown field(s): {', '.join(unknown)}; allowed fields: {allowed}")
+    missing = [name for name, required in spec.items() if required and name not in body]
+    if missing:
+        raise InvalidInput(f"missing required field(s): {', '.join(missing)}; allowed fields: {allowed}")
+    return {name: body.get(name) for name in spec}
+
+
+def fingerprint(body: dict[str, Any]) -> str:
+    """Same JSON object, same fingerprint, whatever its key order or white space."""
+    canonical = json.dumps(body, sort_keys=True, ensure_ascii=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("ascii")).hexdigest()
+
+
+def idempotency_key(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not 1 <= len(value) <= MAX_IDEMPOTENCY_KEY:
+        raise InvalidInput(
+            f"Idempotency-Key must be 1–{MAX_IDEMPOTENCY_KEY} characters; got {len(value)}"
+        )
+    return value
+
+
+def list_query(params: Mapping[str, str] | None) -> ListQuery:
+    params = params or {}
+    status = params.get("status")
+    source = params.get("source")
+    return ListQuery(
+        status=parse_status(status) if status is not None else None,
+        source=parse_source(source) if source is not None else None,
+        limit=_limit(params.get("limit")),
+        cursor=params.get("cursor"),
+    )
+
+
+def _limit(value: str | None) -> int:
+    if value is None:
+        return DEFAULT_LIMIT
+    if not (value.isascii() and value.isdigit() and len(value) <= 3 and 1 <= int(value) <= MAX_LIMIT):
+        raise InvalidInput(f"limit must be an integer from 1 to {MAX_LIMIT}; got {value[:20]!r}")
+    return int(value)

@@ -1,0 +1,124 @@
+"""Shared fixtures: fake AWS credentials, moto with the app's own table, and Chalice's test client."""
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from chalice.test import Client
+from moto import mock_aws
+from moto.core.botocore_stubber import BotocoreStubber
+
+from app import app
+from chalicelib.store import Store, create_table, default_store
+
+ROOT = Path(__file__).resolve().parent.parent
+PAYLOADS = Path(__file__).resolve().parent / "payloads"
+API_KEY = "test-key-primary"
+OTHER_API_KEY = "test-key-secondary"
+
+
+def stage_environment(stage: str = "dev") -> dict[str, str]:
+    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    return {**config.get("environment_variables", {}),
+            **config["stages"][stage].get("environment_variables", {})}
+
+
+TABLE_NAME = stage_environment()["TABLE_NAME"]
+
+
+def load_payload(name: str) -> Any:
+    return json.loads((PAYLOADS / name).read_text(encoding="utf-8"))
+
+
+@pytest.fixture(autouse=True)
+def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fake credentials so nothing here can ever reach a real AWS account."""
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SECURITY_TOKEN": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+        "TABLE_NAME": TABLE_NAME,
+        "API_KEYS": f"{API_KEY},{OTHER_API_KEY}",
+    }.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "CURSOR_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def atomic_moto(monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto evaluates a condition and writes without a lock; DynamoDB applies each call
+    atomically. Serialising moto's request handling restores that, so races between
+    calls are real and races inside one call (which DynamoDB never has) are not."""
+    lock = threading.Lock()
+    original = BotocoreStubber.process_request
+
+    def process_request(self: BotocoreStubber, request: Any) -> Any:
+        with lock:
+            return original(self, request)
+
+    monkeypatch.setattr(BotocoreStubber, "process_request", process_request)
+
+
+@pytest.fixture
+def dynamodb(aws_credentials: None, atomic_moto: None) -> Any:
+    with mock_aws():
+        client = boto3.client("dynamodb")
+        create_table(client, TABLE_NAME)
+        default_store.cache_clear()
+        yield client
+        default_store.cache_clear()
+
+
+@pytest.fixture
+def store(dynamodb: Any) -> Store:
+    return default_store()
+
+
+class Api:
+    """Chalice's test client with the API key and JSON bodies filled in."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    def request(self, method: str, path: str, *, json_body: Any = None, body: Any = None,
+                headers: dict[str, str] | None = None, key: str | None = API_KEY) -> Any:
+        all_headers = {"Content-Type": "application/json"}
+        if key is not None:
+            all_headers["x-api-key"] = key
+        all_headers.update(headers or {})
+        if json_body is not None:
+            body = json.dumps(json_body)
+        return getattr(self.client.http, method.lower())(path, headers=all_headers, body=body)
+
+    def get(self, path: str, **kw: Any) -> Any:
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, json_body: Any = None, **kw: Any) -> Any:
+        return self.request("POST", path, json_body=json_body, **kw)
+
+    def patch(self, path: str, json_body: Any = None, **kw: Any) -> Any:
+        return self.request("PATCH", path, json_body=json_body, **kw)
+
+    def create(self, description: str = "Самокат #42 не в сети", source: str = "operator",
+               **extra: Any) -> dict[str, Any]:
+        response = self.post("/incidents", {"description": description, "source": source, **extra})
+        assert response.status_code in (200, 201), response.body
+        return response.json_body
+
+
+@pytest.fixture
+def client(dynamodb: Any) -> Client:
+    with Client(app) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def api(client: Client) -> Api:
+    return Api(client)
