@@ -1,0 +1,162 @@
+"""CloudWatch alarm notifications (SNS and EventBridge) turned into plain values.
+
+Pure: no boto3, no Chalice, no I/O.
+"""
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+MAX_DESCRIPTION = 4000
+MAX_NOTE = 1000
+MAX_DEDUP_KEY = 256
+ALARM_STATES = frozenset({"ALARM", "OK", "INSUFFICIENT_DATA"})
+STATE_CHANGE = "CloudWatch Alarm State Change"
+EMPTY_SNS_MESSAGE = "(empty SNS message)"
+ELLIPSIS = "…"
+
+
+@dataclass(frozen=True)
+class AlarmChange:
+    dedup_key: str
+    state: str
+    alarm_name: str
+    description: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class PlainMessage:
+    description: str
+
+
+class MalformedAlarm(ValueError):
+    """An EventBridge alarm event without the fields an incident needs."""
+
+
+def parse_sns_message(subject: str | None, message: str) -> AlarmChange | PlainMessage:
+    payload = _json_object(message)
+    if payload is not None and _is_alarm_notification(payload):
+        return _sns_alarm_change(payload)
+    return PlainMessage(description=_plain_description(subject, message))
+
+
+def parse_eventbridge_event(event: dict[str, Any]) -> AlarmChange:
+    if not isinstance(event, dict):
+        raise MalformedAlarm("event is not an object")
+    if event.get("detail-type") != STATE_CHANGE:
+        raise MalformedAlarm(f"detail-type is {event.get('detail-type')!r}, expected {STATE_CHANGE!r}")
+    detail = event.get("detail")
+    if not isinstance(detail, dict):
+        raise MalformedAlarm("detail is missing or not an object")
+    name = _text(detail.get("alarmName"))
+    if not name:
+        raise MalformedAlarm("detail.alarmName is missing or empty")
+    state = detail.get("state")
+    value = state.get("value") if isinstance(state, dict) else None
+    if value not in ALARM_STATES:
+        raise MalformedAlarm(f"detail.state.value is {value!r}, expected one of {sorted(ALARM_STATES)}")
+    configuration = detail.get("configuration")
+    description = configuration.get("description") if isinstance(configuration, dict) else None
+    return _alarm_change(
+        dedup_key=_eventbridge_key(event, name),
+        state=value,
+        name=name,
+        description=_text(description),
+        reason=_text(state.get("reason")),
+    )
+
+
+def recovery_note(change: AlarmChange) -> str:
+    if change.reason:
+        return clip(f"Alarm recovered: {change.reason}", MAX_NOTE)
+    return "Alarm recovered."
+
+
+def clip(text: str, limit: int) -> str:
+    cleaned = _replace_lone_surrogates(text).strip()
+    if len(cleaned) <= limit:
+        return cleaned
+    return cleaned[: limit - len(ELLIPSIS)].rstrip() + ELLIPSIS
+
+
+def _json_object(message: Any) -> dict[str, Any] | None:
+    if not isinstance(message, str):
+        return None
+    try:
+        payload = json.loads(message)
+    except (ValueError, RecursionError):  # RecursionError: deeply nested arrays
+        return None
+    return payload if isinstance(payload, dict) else None
+
+
+def _is_alarm_notification(payload: dict[str, Any]) -> bool:
+    return bool(_text(payload.get("AlarmName"))) and payload.get("NewStateValue") in ALARM_STATES
+
+
+def _sns_alarm_change(payload: dict[str, Any]) -> AlarmChange:
+    name = _text(payload.get("AlarmName"))
+    arn = _text(payload.get("AlarmArn"))
+    # Region here is a display name ("EU (Ireland)"), not a code, so the
+    # derived key only matches other SNS notifications of the same alarm.
+    key = arn or _derived_key(_text(payload.get("Region")), _text(payload.get("AWSAccountId")), name)
+    return _alarm_change(
+        dedup_key=key,
+        state=payload["NewStateValue"],
+        name=name,
+        description=_text(payload.get("AlarmDescription")),
+        reason=_text(payload.get("NewStateReason")),
+    )
+
+
+def _eventbridge_key(event: dict[str, Any], name: str) -> str:
+    resources = event.get("resources")
+    if isinstance(resources, list) and resources:
+        arn = _text(resources[0])
+        if arn:
+            return arn
+    region, account = _text(event.get("region")), _text(event.get("account"))
+    if not (region and account):
+        raise MalformedAlarm("no alarm ARN in resources, and no account and region to derive one")
+    return _derived_key(region, account, name)
+
+
+def _derived_key(region: str, account: str, name: str) -> str:
+    return f"arn:aws:cloudwatch:{region}:{account}:alarm:{name}"
+
+
+def _alarm_change(dedup_key: str, state: str, name: str, description: str, reason: str) -> AlarmChange:
+    parts = (name, description, reason)
+    return AlarmChange(
+        dedup_key=_fit_key(_replace_lone_surrogates(dedup_key)),
+        state=state,
+        alarm_name=name,
+        description=clip("\n".join(part for part in parts if part), MAX_DESCRIPTION),
+        reason=reason,
+    )
+
+
+def _fit_key(key: str) -> str:
+    # Alarm names may be 255 characters, so an ARN can outgrow the key limit;
+    # a digest of the whole ARN keeps long keys distinct instead of colliding.
+    if len(key) <= MAX_DEDUP_KEY:
+        return key
+    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()
+    return f"{key[: MAX_DEDUP_KEY - len(digest) - 1]}#{digest}"
+
+
+def _plain_description(subject: Any, message: Any) -> str:
+    parts = (_text(subject), _text(message))
+    return clip("\n\n".join(part for part in parts if part), MAX_DESCRIPTION) or EMPTY_SNS_MESSAGE
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        return ""
+    return _replace_lone_surrogates(value).strip()
+
+
+def _replace_lone_surrogates(text: str) -> str:
+    # JSON may carry "\ud800" escapes; such strings cannot be encoded for
+    # DynamoDB, and paired surrogates are rejoined into one character here.
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")

@@ -1,0 +1,339 @@
+"""Telegram Bot API updates -> commands, and the texts of the bot's replies.
+
+Pure: no I/O. The webhook view calls `parse_update`, runs the command through the
+services and answers with `reply(...)` as the HTTP response body (a Bot API method call).
+
+Grammar, case-insensitive, in a chat from the allowed list:
+  [operator] text | [monitoring] text | [partner] text | /new text   create (Russian tags too)
+  #42 <status word> [note]                                           change status
+  <status word> [note], as a reply to the bot's message about #42    change status
+  /open                                                              list open incidents
+Everything else is ignored, with a reason for the log: edited messages (an edit must not
+create a second incident or repeat a change), channel posts (no sender, no one to answer),
+messages without text or caption (stickers, service messages), a tag or /new with nothing
+after it (no hint reply: the chat stays quiet), other update types, malformed updates.
+Descriptions and notes over the contract's limits are cut to fit rather than refused.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from chalicelib.incidents import MAX_DESCRIPTION, MAX_NOTE, Source, Status
+
+MAX_MESSAGE = 4096
+OPEN_LIST_LIMIT = 10
+CREATED_PREVIEW = 200
+LIST_PREVIEW = 80
+
+MALFORMED = "malformed update"
+UNSUPPORTED = "unsupported update"
+EDITED = "edited message"
+CHANNEL_POST = "channel post"
+CHAT_NOT_ALLOWED = "chat not allowed"
+NO_TEXT = "no text"
+NOT_A_COMMAND = "not a command"
+EMPTY_DESCRIPTION = "empty description"
+OTHER_BOT = "command for another bot"
+REPLY_NOT_TO_BOT = "reply is not to the bot"
+NO_INCIDENT_IN_REPLY = "replied message names no single incident"
+
+
+@dataclass(frozen=True)
+class Context:
+    chat_id: int
+    message_id: int
+    by: str
+
+
+@dataclass(frozen=True)
+class CreateIncident:
+    context: Context
+    description: str
+    source: str
+
+
+@dataclass(frozen=True)
+class ChangeStatus:
+    context: Context
+    incident_id: int
+    status: str
+    note: str | None
+
+
+@dataclass(frozen=True)
+class ListOpen:
+    context: Context
+
+
+@dataclass(frozen=True)
+class Ignore:
+    reason: str
+
+
+Command = CreateIncident | ChangeStatus | ListOpen | Ignore
+
+_TAG_SOURCES: dict[str, Source] = {
+    "operator": Source.OPERATOR,
+    "оператор": Source.OPERATOR,
+    "monitoring": Source.MONITORING,
+    "мониторинг": Source.MONITORING,
+    "partner": Source.PARTNER,
+    "партнер": Source.PARTNER,
+    "партнёр": Source.PARTNER,
+}
+_STATUS_WORDS: dict[str, Status] = {
+    "fixed": Status.RESOLVED,
+    "resolved": Status.RESOLVED,
+    "done": Status.RESOLVED,
+    "решено": Status.RESOLVED,
+    "исправлено": Status.RESOLVED,
+    "take": Status.IN_PROGRESS,
+    "in progress": Status.IN_PROGRESS,
+    "in_progress": Status.IN_PROGRESS,
+    "в работе": Status.IN_PROGRESS,
+    "close": Status.CLOSED,
+    "closed": Status.CLOSED,
+    "закрыто": Status.CLOSED,
+}
+
+_TAG = re.compile(r"\[\s*(\w+)\s*\](.*)", re.S)
+_SLASH = re.compile(r"/(\w+)(?:@(\w+))?(?:\s+(.*))?", re.S)
+_EXPLICIT_ID = re.compile(r"#([0-9]{1,18})(?!\w)[:,.]?\s*(.*)", re.S)
+_STATUS = re.compile(
+    "("
+    + "|".join(
+        re.escape(word).replace(r"\ ", r"\s+")
+        for word in sorted(_STATUS_WORDS, key=len, reverse=True)
+    )
+    + r")(?!\w)(.*)",
+    re.S | re.I,
+)
+# Every line of the bot's own messages that is about one incident starts like this
+# ("Incident #17 created: …", "#17 → resolved", "#17 [new] …"); ids inside a quoted
+# description never start a line because previews are flattened to one line.
+_BOT_LINE_ID = re.compile(r"^(?:Incident )?#([0-9]{1,18})(?!\w)", re.M)
+_CHAT_ID = re.compile(r"-?[0-9]{1,20}")
+_NOTE_PUNCTUATION = ":,.;-–— \t\r\n"
+
+
+def update_id_of(update: object) -> int | None:
+    if not isinstance(update, dict):
+        return None
+    return _int(update.get("update_id"))
+
+
+def parse_update(
+    update: object, allowed_chat_ids: frozenset[int], *, bot_username: str | None = None
+) -> Command:
+    """One webhook update -> the command it asks for; never raises.
+
+    `bot_username`, when known, lets the parser skip `/new@OtherBot` and replies to
+    other bots' messages; without it any bot's message counts as ours.
+    """
+    if not isinstance(update, dict) or update_id_of(update) is None:
+        return Ignore(MALFORMED)
+    if "message" not in update:
+        return Ignore(_reason_for_non_message(update))
+    message = update["message"]
+    context = _context(message)
+    if context is None:
+        return Ignore(MALFORMED)
+    if context.chat_id not in allowed_chat_ids:
+        return Ignore(CHAT_NOT_ALLOWED)
+    text = _text_of(message)
+    if text is None:
+        return Ignore(MALFORMED)
+    if not text.strip():
+        return Ignore(NO_TEXT)
+    return _command(text.strip(), message, context, bot_username)
+
+
+def _reason_for_non_message(update: dict[str, Any]) -> str:
+    # Editing a message must not create a second incident or repeat a status change.
+    if "edited_message" in update or "edited_channel_post" in update:
+        return EDITED
+    # Channels are one-way broadcasts with no sender to record and no one to reply to.
+    if "channel_post" in update:
+        return CHANNEL_POST
+    return UNSUPPORTED
+
+
+def _context(message: object) -> Context | None:
+    if not isinstance(message, dict):
+        return None
+    chat = message.get("chat")
+    sender = message.get("from")
+    if not isinstance(chat, dict) or not isinstance(sender, dict):
+        return None
+    chat_id = _int(chat.get("id"))
+    message_id = _int(message.get("message_id"))
+    by = _by(sender)
+    if chat_id is None or message_id is None or by is None:
+        return None
+    return Context(chat_id=chat_id, message_id=message_id, by=by)
+
+
+def _by(sender: dict[str, Any]) -> str | None:
+    username = sender.get("username")
+    if isinstance(username, str) and username.strip():
+        return f"telegram:{username.strip()}"
+    user_id = _int(sender.get("id"))
+    return None if user_id is None else f"telegram:{user_id}"
+
+
+def _text_of(message: dict[str, Any]) -> str | None:
+    """The text, or a media caption; "" when there is neither; None when malformed."""
+    for field in ("text", "caption"):
+        if field in message:
+            value = message[field]
+            return value if isinstance(value, str) else None
+    return ""
+
+
+def _command(
+    text: str, message: dict[str, Any], context: Context, bot_username: str | None
+) -> Command:
+    if text.startswith("/"):
+        return _slash_command(text, context, bot_username)
+    if text.startswith("["):
+        return _tagged(text, context)
+    if explicit := _EXPLICIT_ID.fullmatch(text):
+        return _status_change(context, int(explicit.group(1)), explicit.group(2))
+    if _STATUS.match(text):
+        return _status_change_by_reply(text, message, context, bot_username)
+    return Ignore(NOT_A_COMMAND)
+
+
+def _slash_command(text: str, context: Context, bot_username: str | None) -> Command:
+    match = _SLASH.fullmatch(text)
+    if match is None:
+        return Ignore(NOT_A_COMMAND)
+    name, addressee, rest = match.group(1).lower(), match.group(2), match.group(3) or ""
+    if addressee and bot_username and addressee.lower() != bot_username.lower():
+        return Ignore(OTHER_BOT)
+    if name == "open":
+        return ListOpen(context)
+    if name == "new":
+        return _create(context, rest, Source.OPERATOR)
+    return Ignore(NOT_A_COMMAND)
+
+
+def _tagged(text: str, context: Context) -> Command:
+    match = _TAG.fullmatch(text)
+    source = _TAG_SOURCES.get(match.group(1).lower()) if match else None
+    if match is None or source is None:
+        return Ignore(NOT_A_COMMAND)
+    return _create(context, match.group(2), source)
+
+
+def _create(context: Context, description: str, source: Source) -> Command:
+    description = description.strip().removeprefix(":").strip()
+    if not description:
+        return Ignore(EMPTY_DESCRIPTION)
+    return CreateIncident(context, _clip(description, MAX_DESCRIPTION), source.value)
+
+
+def _status_change(context: Context, incident_id: int, rest: str) -> Command:
+    match = _STATUS.match(rest)
+    if incident_id < 1 or match is None:
+        return Ignore(NOT_A_COMMAND)
+    status = _STATUS_WORDS[" ".join(match.group(1).lower().split())]
+    note = match.group(2).lstrip(_NOTE_PUNCTUATION).strip()
+    return ChangeStatus(context, incident_id, status.value, _clip(note, MAX_NOTE) or None)
+
+
+def _status_change_by_reply(
+    text: str, message: dict[str, Any], context: Context, bot_username: str | None
+) -> Command:
+    replied = message.get("reply_to_message")
+    if not isinstance(replied, dict):
+        return Ignore(NOT_A_COMMAND)
+    if not _sent_by_bot(replied, bot_username):
+        return Ignore(REPLY_NOT_TO_BOT)
+    ids = {int(found) for found in _BOT_LINE_ID.findall(_text_of(replied) or "")}
+    if len(ids) != 1:
+        return Ignore(NO_INCIDENT_IN_REPLY)
+    return _status_change(context, ids.pop(), text)
+
+
+def _sent_by_bot(message: dict[str, Any], bot_username: str | None) -> bool:
+    sender = message.get("from")
+    if not isinstance(sender, dict) or sender.get("is_bot") is not True:
+        return False
+    if bot_username is None:
+        return True
+    username = sender.get("username")
+    return isinstance(username, str) and username.lower() == bot_username.lower()
+
+
+def parse_allowed_chats(value: str) -> frozenset[int]:
+    """"-1001234, -1005678" -> {-1001234, -1005678}; an empty value allows no chat."""
+    ids = set()
+    for piece in value.split(","):
+        piece = piece.strip()
+        if not piece:
+            continue
+        if not _CHAT_ID.fullmatch(piece):
+            raise ValueError(
+                f"not a Telegram chat id: {piece!r}; "
+                "expected integers separated by commas, e.g. -1001234567890"
+            )
+        ids.add(int(piece))
+    return frozenset(ids)
+
+
+def reply(context: Context, text: str) -> dict[str, Any]:
+    """A sendMessage call answering the command's message, for the webhook response body."""
+    return {
+        "method": "sendMessage",
+        "chat_id": context.chat_id,
+        "reply_to_message_id": context.message_id,
+        "text": _clip(text, MAX_MESSAGE),
+    }
+
+
+def created_text(incident: dict[str, Any]) -> str:
+    preview = _preview(incident["description"], CREATED_PREVIEW)
+    return f"Incident #{incident['id']} created: {preview}"
+
+
+def deduplicated_text(incident: dict[str, Any]) -> str:
+    return f"Incident #{incident['id']} is already open (occurrences: {incident['occurrences']})"
+
+
+def status_changed_text(incident: dict[str, Any]) -> str:
+    return f"#{incident['id']} → {incident['status']}"
+
+
+def not_found_text(incident_id: int) -> str:
+    return f"Incident #{incident_id} not found"
+
+
+def transition_refused_text(incident_id: int, current: str, allowed: list[str]) -> str:
+    return f"#{incident_id} is {current}; allowed: {', '.join(allowed) or 'none'}"
+
+
+def open_list_text(incidents: list[dict[str, Any]]) -> str:
+    if not incidents:
+        return "No open incidents"
+    return "\n".join(
+        f"#{i['id']} [{i['status']}] {_preview(i['description'], LIST_PREVIEW)}"
+        for i in incidents[:OPEN_LIST_LIMIT]
+    )
+
+
+def _preview(text: str, limit: int) -> str:
+    # One line, so a reply to the bot's message can't pick up an id from the description.
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[:limit] + "…"
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _int(value: object) -> int | None:
+    # bool is an int subclass; `true` is not an id.
+    return value if isinstance(value, int) and not isinstance(value, bool) else None

@@ -1,0 +1,98 @@
+"""`make run`: the service on http://127.0.0.1:$PORT through `chalice local`, backed by moto
+in server mode on 127.0.0.1:$MOTO_PORT as the embedded DynamoDB. Ctrl-C stops both."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import boto3
+from moto.server import ThreadedMotoServer
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from chalicelib.store import create_table  # noqa: E402
+
+DEFAULT_API_KEY = "local-dev-key"
+STAGE = "dev"
+
+
+def stage_table_name() -> str:
+    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    stage_env = config["stages"][STAGE].get("environment_variables", {})
+    return stage_env.get("TABLE_NAME") or config["environment_variables"]["TABLE_NAME"]
+
+
+def local_environment(moto_port: int) -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("AWS_DEFAULT_REGION", "eu-west-1")
+    # The embedded server accepts any credentials; fixed fake ones keep a real profile out of it.
+    env.update(
+        AWS_ACCESS_KEY_ID="local",
+        AWS_SECRET_ACCESS_KEY="local",
+        AWS_ENDPOINT_URL_DYNAMODB=f"http://127.0.0.1:{moto_port}",
+        API_KEYS=env.get("API_KEYS") or DEFAULT_API_KEY,
+    )
+    env.pop("AWS_PROFILE", None)
+    env.pop("AWS_SESSION_TOKEN", None)
+    return env
+
+
+def ensure_table(env: dict[str, str], name: str) -> None:
+    client = boto3.client(
+        "dynamodb",
+        endpoint_url=env["AWS_ENDPOINT_URL_DYNAMODB"],
+        region_name=env["AWS_DEFAULT_REGION"],
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+    )
+    if name not in client.list_tables()["TableNames"]:
+        create_table(client, name)
+
+
+def main() -> int:
+    port = int(os.environ.get("PORT") or 8000)
+    moto_port = int(os.environ.get("MOTO_PORT") or 8001)
+    env = local_environment(moto_port)
+    # SIGTERM (a test or a supervisor stopping us) ends things the same way Ctrl-C does;
+    # SIGINT is set explicitly because a shell starting us in the background ignores it.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request access log
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
+    moto.start()
+    chalice = None
+    try:
+        table = stage_table_name()
+        ensure_table(env, table)
+        api_key = env["API_KEYS"].split(",")[0].strip()
+        print(f"Embedded DynamoDB (moto) on {env['AWS_ENDPOINT_URL_DYNAMODB']}, table {table}")
+        print(f"Incident API on http://127.0.0.1:{port}")
+        print(f"API key: {api_key}   (header x-api-key; set API_KEYS to choose your own)")
+        print("Ctrl-C stops both.", flush=True)
+        chalice_cli = Path(sys.executable).parent / "chalice"
+        chalice = subprocess.Popen(
+            [str(chalice_cli), "local", "--host", "127.0.0.1", "--port", str(port),
+             "--stage", STAGE, "--no-autoreload"],
+            cwd=ROOT, env=env,
+        )
+        return chalice.wait()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        if chalice is not None and chalice.poll() is None:
+            chalice.terminate()
+            try:
+                chalice.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                chalice.kill()
+        moto.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
