@@ -1,0 +1,91 @@
+"""Listing: filters, newest first, pages that yield every incident exactly once."""
+import itertools
+
+import pytest
+
+SOURCES = ["operator", "monitoring", "partner"]
+
+
+def walk(api, query, limit):
+    pages, cursor = [], None
+    while True:
+        suffix = f"&cursor={cursor}" if cursor else ""
+        response = api.get(f"/incidents?{query}&limit={limit}{suffix}")
+        assert response.status_code == 200, response.body
+        pages.append([item["id"] for item in response.json_body["items"]])
+        cursor = response.json_body["next_cursor"]
+        if cursor is None:
+            return pages
+
+
+@pytest.fixture
+def mixed(api):
+    """23 incidents across sources; ids 3,6,9… in progress, ids 5,10,… closed."""
+    for n, source in zip(range(1, 24), itertools.cycle(SOURCES)):
+        api.create(f"report {n}", source)
+        if n % 5 == 0:
+            api.patch(f"/incidents/{n}", {"status": "closed"})
+        elif n % 3 == 0:
+            api.patch(f"/incidents/{n}", {"status": "in_progress"})
+    incidents = [api.get(f"/incidents/{n}").json_body for n in range(1, 24)]
+    return incidents
+
+
+def expected(incidents, status=None, source=None):
+    chosen = [i for i in incidents if (status is None or i["status"] == status)
+              and (source is None or i["source"] == source)]
+    return [i["id"] for i in sorted(chosen, key=lambda i: (i["created_at"], i["id"]), reverse=True)]
+
+
+def test_an_empty_list_has_no_next_cursor(api):
+    assert api.get("/incidents").json_body == {"items": [], "next_cursor": None}
+
+
+@pytest.mark.parametrize("status, source", [
+    (None, None), ("new", None), ("in_progress", None), ("closed", None),
+    (None, "partner"), ("new", "operator"), ("closed", "monitoring"), ("resolved", None),
+])
+def test_following_next_cursor_yields_every_match_once_newest_first(api, mixed, status, source):
+    query = "&".join(f"{k}={v}" for k, v in {"status": status, "source": source}.items() if v)
+    for limit in (1, 4, 100):
+        pages = walk(api, query, limit)
+        assert [i for page in pages for i in page] == expected(mixed, status, source), limit
+        assert all(len(page) == limit for page in pages[:-1])
+        assert len(pages[-1]) <= limit
+
+
+def test_items_are_full_incidents(api, mixed):
+    items = api.get("/incidents?status=closed&limit=2").json_body["items"]
+    assert items == [api.get(f"/incidents/{i['id']}").json_body for i in items]
+
+
+def test_the_default_page_holds_50(api):
+    for n in range(53):
+        api.create(f"r{n}")
+    body = api.get("/incidents").json_body
+    assert len(body["items"]) == 50 and body["next_cursor"]
+
+
+@pytest.mark.parametrize("query, reason", [
+    ("limit=0", "limit must be an integer from 1 to 100"),
+    ("limit=101", "limit must be an integer from 1 to 100"),
+    ("limit=abc", "limit must be an integer from 1 to 100"),
+    ("status=open", "status must be one of: new, in_progress, resolved, closed"),
+    ("source=robot", "source must be one of: operator, monitoring, partner"),
+    ("cursor=garbage", "cursor was not issued by this service"),
+])
+def test_bad_list_parameters_are_400_with_the_reason(api, query, reason):
+    response = api.get(f"/incidents?{query}")
+    assert response.status_code == 400 and reason in response.json_body["Message"]
+
+
+def test_a_cursor_reused_with_other_filters_is_400(api, mixed):
+    cursor = api.get("/incidents?status=new&limit=1").json_body["next_cursor"]
+    response = api.get(f"/incidents?status=closed&limit=1&cursor={cursor}")
+    assert response.status_code == 400 and "other filters" in response.json_body["Message"]
+
+
+def test_a_tampered_cursor_is_400(api, mixed):
+    cursor = api.get("/incidents?limit=1").json_body["next_cursor"]
+    tampered = ("A" if cursor[0] != "A" else "B") + cursor[1:]
+    assert api.get(f"/incidents?limit=1&cursor={tampered}").status_code == 400
