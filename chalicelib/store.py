@@ -49,7 +49,7 @@ TABLE_DEFINITION: dict[str, Any] = {
 }
 
 BOTO_CONFIG = Config(
-    retries={"mode": "standard", "max_attempts": 3},
+    retries={"mode": "standard", "total_max_attempts": 3},
     connect_timeout=2,
     read_timeout=5,
 )
