@@ -7,9 +7,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-MAX_DESCRIPTION = 4000
-MAX_NOTE = 1000
-MAX_DEDUP_KEY = 256
+from chalicelib.incidents import MAX_DEDUP_KEY, MAX_DESCRIPTION, MAX_NOTE
+
 ALARM_STATES = frozenset({"ALARM", "OK", "INSUFFICIENT_DATA"})
 STATE_CHANGE = "CloudWatch Alarm State Change"
 EMPTY_SNS_MESSAGE = "(empty SNS message)"
@@ -65,6 +64,28 @@ def parse_eventbridge_event(event: dict[str, Any]) -> AlarmChange:
         description=_text(description),
         reason=_text(state.get("reason")),
     )
+
+
+def sns_record(record: Any) -> tuple[AlarmChange | PlainMessage, str]:
+    """One record of a Lambda SNS event: its message, parsed, and the key that tells a
+    redelivery of it (`sns#<MessageId>`)."""
+    sns = record.get("Sns") if isinstance(record, dict) else None
+    if not isinstance(sns, dict):
+        raise MalformedAlarm("record has no Sns object")
+    message_id = _required(sns.get("MessageId"), "Sns.MessageId")
+    return parse_sns_message(sns.get("Subject"), sns.get("Message")), f"sns#{message_id}"
+
+
+def eventbridge_record(event: dict[str, Any]) -> tuple[AlarmChange, str]:
+    """An EventBridge alarm event, parsed, and the key that tells a redelivery of it."""
+    return parse_eventbridge_event(event), f"eventbridge#{_required(event.get('id'), 'id')}"
+
+
+def _required(value: Any, field: str) -> str:
+    # Without its id an event cannot be told from its redelivery, so it is not processed.
+    if not isinstance(value, str) or not value.strip():
+        raise MalformedAlarm(f"{field} is missing or empty")
+    return value
 
 
 def recovery_note(change: AlarmChange) -> str:

@@ -201,3 +201,67 @@ def is_healthy(store: Store) -> bool:
     except Unavailable:
         return False
     return True
+
+
+# --- telegram ---
+
+
+def list_open(store: Store, limit: int) -> list[dict[str, Any]]:
+    """The newest open (new, in_progress) incidents, newest first."""
+    return store.newest([str(s) for s in OPEN_STATUSES], None, None, limit)
+
+
+# --- alarm ingestion ---
+
+from chalicelib.alarms import AlarmChange, PlainMessage, recovery_note  # noqa: E402
+
+ALARM_SOURCE = "monitoring"
+ALARM_BY = "cloudwatch"
+
+
+def ingest_alarm(store: Store, change: AlarmChange, event_key: str) -> dict[str, Any] | None:
+    """ALARM opens the alarm's incident (or counts one more occurrence on the open one), OK resolves
+    it, INSUFFICIENT_DATA changes nothing. Returns the alarm's incident; None when there is none
+    to change.
+
+    `event_key` (the SNS MessageId or EventBridge event id) is stored in the same transaction as the
+    change, so a redelivery of that event, even a concurrent one, changes nothing."""
+    once = OnceKey(event_key)  # constant fingerprint: a redelivery replays instead of being refused
+    if change.state == "ALARM":
+        return open_incident(
+            store, description=change.description, source=ALARM_SOURCE, by=ALARM_BY,
+            dedup_key=change.dedup_key, once=once,
+        ).incident
+    if change.state == "OK":
+        return _resolve_for_alarm(store, change, once)
+    return None
+
+
+def _resolve_for_alarm(store: Store, change: AlarmChange, once: OnceKey) -> dict[str, Any] | None:
+    owner = store.dedup_owner(change.dedup_key)
+    current = store.get_incident(owner) if owner is not None else None
+    if current is None or current["status"] not in OPEN_STATUSES:
+        return None  # never opened, already resolved, or closed by an operator
+    try:
+        resolved = change_status(
+            store, owner, Status.RESOLVED, by=ALARM_BY, note=recovery_note(change), once=once
+        )
+    except TransitionNotAllowed:
+        return None  # an operator closed it between our read and our write
+    return resolved
+
+
+def ingest_cloudwatch(
+    store: Store, parsed: AlarmChange | PlainMessage, event_key: str
+) -> dict[str, Any] | None:
+    if isinstance(parsed, AlarmChange):
+        return ingest_alarm(store, parsed, event_key)
+    return ingest_plain_message(store, parsed, event_key)
+
+
+def ingest_plain_message(store: Store, message: PlainMessage, event_key: str) -> dict[str, Any]:
+    """Anything else sent to the alarm topic becomes an incident, so nothing sent there is lost."""
+    return open_incident(
+        store, description=message.description, source=ALARM_SOURCE, by=ALARM_BY,
+        once=OnceKey(event_key),
+    ).incident
