@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import hmac
-import os
+
+from chalicelib import secrets
 
 
 def configured_api_keys() -> list[str]:
-    return [key.strip() for key in os.environ.get("API_KEYS", "").split(",") if key.strip()]
+    """Comma-separated; from API_KEYS locally, from the SSM parameter API_KEYS_PARAMETER in Lambda."""
+    return [key.strip() for key in secrets.read(secrets.API_KEYS).split(",") if key.strip()]
 
 
 def is_valid_key(presented: str | None, keys: list[str]) -> bool:
@@ -18,3 +20,8 @@ def is_valid_key(presented: str | None, keys: list[str]) -> bool:
     for key in keys:
         matched |= hmac.compare_digest(candidate, key.encode("utf-8"))
     return matched
+
+
+def configured_telegram_secret() -> str | None:
+    """The secret_token given to Telegram's setWebhook; None when not configured (then nothing gets in)."""
+    return secrets.read(secrets.TELEGRAM_SECRET).strip() or None

@@ -122,3 +122,17 @@ def client(dynamodb: Any) -> Client:
 @pytest.fixture
 def api(client: Client) -> Api:
     return Api(client)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def app_aws_actions() -> Any:
+    """IAM actions of every AWS call the app's code makes in the whole run; at the end each
+    must be granted by the stage policies (tests/test_deploy.py holds them to "nothing more")."""
+    from deploy.iam import granted_actions, recording
+    from deploy.resources import load_policy
+
+    with recording(not_counted=(create_table,)) as actions:
+        yield actions
+    for stage in ("dev", "prod"):
+        missing = actions - granted_actions(load_policy(stage))
+        assert not missing, f".chalice/policy-{stage}.json lacks {sorted(missing)}, which the code calls"

@@ -1,0 +1,236 @@
+"""The CloudFormation that Chalice does not generate, per stage, for `chalice package --merge-template`.
+
+    python deploy/resources.py --stage prod --output out/prod/resources.json
+
+It adds the DynamoDB table (from chalicelib.store.TABLE_DEFINITION, the definition the code,
+the tests and the local run use), the SNS alarm topic, the SQS queue that receives events the
+alarm handlers failed on, API Gateway stage throttling, and it scopes the IAM policy from
+.chalice/policy-<stage>.json to this account and region. Names come from the stage's
+environment_variables in .chalice/config.json, so the Lambda configuration, the policy and
+the resources cannot drift apart unnoticed (tests/test_deploy.py checks they agree).
+The SecureString parameters are not here: CloudFormation cannot create them (see the README).
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from chalicelib.store import STATUS_INDEX, TABLE_DEFINITION, TTL_ATTRIBUTE  # noqa: E402
+
+CONFIG_FILE = ROOT / ".chalice" / "config.json"
+
+# Logical ids Chalice gives its own resources (chalice/package.py); the merge adds to them.
+# With autogen_policy false every function gets a role `<function>_role` with the stage's policy.
+REST_API = "RestAPI"
+API_FUNCTION = "api_handler"
+
+TABLE = "IncidentTable"
+ALARM_TOPIC = "AlarmTopic"
+FAILED_EVENTS = "FailedEvents"
+
+# A failed async invocation (SNS, EventBridge) is retried by Lambda this often, then parked.
+EVENT_RETRIES = 2
+EVENT_MAX_AGE_SECONDS = 6 * 3600
+FAILED_EVENTS_RETENTION_SECONDS = 14 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class StageSettings:
+    protect_data: bool  # point-in-time recovery, deletion protection, retain on stack delete
+    rate_limit: float  # requests per second, steady, for the whole API stage
+    burst_limit: int
+
+
+STAGE_SETTINGS = {
+    "dev": StageSettings(protect_data=False, rate_limit=10, burst_limit=20),
+    "prod": StageSettings(protect_data=True, rate_limit=50, burst_limit=100),
+}
+
+
+def stage_environment(stage: str, config: dict[str, Any] | None = None) -> dict[str, str]:
+    config = config if config is not None else load_config()
+    if stage not in config.get("stages", {}):
+        raise ValueError(f"no stage {stage!r} in {CONFIG_FILE}; stages: {sorted(config['stages'])}")
+    return {**config.get("environment_variables", {}),
+            **config["stages"][stage].get("environment_variables", {})}
+
+
+def load_config() -> dict[str, Any]:
+    return json.loads(CONFIG_FILE.read_text())
+
+
+def policy_file(stage: str, config: dict[str, Any] | None = None) -> Path:
+    config = config if config is not None else load_config()
+    name = config["stages"][stage].get("iam_policy_file", f"policy-{stage}.json")
+    return ROOT / ".chalice" / name
+
+
+def load_policy(stage: str) -> dict[str, Any]:
+    return json.loads(policy_file(stage).read_text())
+
+
+def failed_events_queue_name(stage: str) -> str:
+    return f"{load_config()['app_name']}-{stage}-failed-events"
+
+
+def table_properties(table_name: str, protect_data: bool) -> dict[str, Any]:
+    properties: dict[str, Any] = {"TableName": table_name, **copy.deepcopy(TABLE_DEFINITION)}
+    properties["TimeToLiveSpecification"] = {"AttributeName": TTL_ATTRIBUTE, "Enabled": True}
+    if protect_data:
+        properties["PointInTimeRecoverySpecification"] = {"PointInTimeRecoveryEnabled": True}
+        properties["DeletionProtectionEnabled"] = True
+    return properties
+
+
+def build(stage: str) -> dict[str, Any]:
+    """The template to merge for `stage`; imports app.py to find its event handlers."""
+    if stage not in STAGE_SETTINGS:
+        raise ValueError(f"no deployment settings for stage {stage!r}; known: {sorted(STAGE_SETTINGS)}")
+    settings = STAGE_SETTINGS[stage]
+    env = stage_environment(stage)
+    retain = "Retain" if settings.protect_data else "Delete"
+    resources: dict[str, Any] = {
+        TABLE: {
+            "Type": "AWS::DynamoDB::Table",
+            "DeletionPolicy": retain,
+            "UpdateReplacePolicy": retain,
+            "Properties": table_properties(env["TABLE_NAME"], settings.protect_data),
+        },
+        ALARM_TOPIC: {
+            # Not KMS-encrypted: CloudWatch alarms cannot publish to a topic under the AWS managed key.
+            "Type": "AWS::SNS::Topic",
+            "Properties": {"TopicName": _topic_name(env["ALARM_TOPIC"])},
+        },
+        FAILED_EVENTS: {
+            "Type": "AWS::SQS::Queue",
+            "Properties": {
+                "QueueName": failed_events_queue_name(stage),
+                "MessageRetentionPeriod": FAILED_EVENTS_RETENTION_SECONDS,
+                "SqsManagedSseEnabled": True,
+            },
+        },
+        REST_API: {
+            "Properties": {
+                "MethodSettings": [{
+                    "ResourcePath": "/*",
+                    "HttpMethod": "*",
+                    "ThrottlingRateLimit": settings.rate_limit,
+                    "ThrottlingBurstLimit": settings.burst_limit,
+                }],
+            },
+        },
+    }
+    resources.update(_functions(stage, env))
+    return {
+        "Resources": resources,
+        "Outputs": {
+            "TableName": {"Value": {"Ref": TABLE}},
+            "AlarmTopicArn": {"Value": {"Ref": ALARM_TOPIC}},
+            "FailedEventsQueueUrl": {"Value": {"Ref": FAILED_EVENTS}},
+        },
+    }
+
+
+def account_scoped(policy: dict[str, Any]) -> dict[str, Any]:
+    """`arn:aws:<service>:*:*:…` -> this stack's partition, region and account.
+
+    The policy file keeps wildcards so `chalice deploy` can use it as it is; the packaged
+    stack knows where it runs and narrows each ARN to that."""
+    scoped = copy.deepcopy(policy)
+    for statement in scoped["Statement"]:
+        resources = statement["Resource"]
+        resources = resources if isinstance(resources, list) else [resources]
+        statement["Resource"] = [_scoped_arn(arn) for arn in resources]
+    return scoped
+
+
+def _scoped_arn(arn: str) -> Any:
+    match = re.fullmatch(r"arn:aws:([a-z0-9-]+):\*:\*:(.+)", arn)
+    if match is None:
+        return arn
+    service, rest = match.groups()
+    return {"Fn::Sub": f"arn:${{AWS::Partition}}:{service}:${{AWS::Region}}:${{AWS::AccountId}}:{rest}"}
+
+
+def _functions(stage: str, env: dict[str, str]) -> dict[str, Any]:
+    """Each function's role gets the account-scoped policy; each asynchronously invoked
+    handler an EventInvokeConfig; the alarm topic's subscription refers to the topic
+    resource, so CloudFormation creates the topic before subscribing to it."""
+    from chalice.app import CloudWatchEventConfig, ScheduledEventConfig, SNSEventConfig
+    from chalice.utils import to_cfn_resource_name
+
+    app = _load_app(env)
+    invoke_config = {
+        "MaximumRetryAttempts": EVENT_RETRIES,
+        "MaximumEventAgeInSeconds": EVENT_MAX_AGE_SECONDS,
+        "DestinationConfig": {
+            "OnFailure": {"Type": "SQS", "Destination": {"Fn::GetAtt": [FAILED_EVENTS, "Arn"]}},
+        },
+    }
+    document = account_scoped(load_policy(stage))
+    resources: dict[str, Any] = {}
+    for name in [API_FUNCTION, *(source.name for source in app.event_sources),
+                 *(function.name for function in app.pure_lambda_functions)]:
+        role = to_cfn_resource_name(f"{name}_role")
+        resources[role] = {"Properties": {"Policies": [
+            {"PolicyName": f"{role}Policy", "PolicyDocument": copy.deepcopy(document)},
+        ]}}
+    for source in app.event_sources:
+        if not isinstance(source, (SNSEventConfig, CloudWatchEventConfig, ScheduledEventConfig)):
+            continue
+        properties: dict[str, Any] = {"EventInvokeConfig": copy.deepcopy(invoke_config)}
+        if isinstance(source, SNSEventConfig) and _topic_name(source.topic) == _topic_name(env["ALARM_TOPIC"]):
+            event_name = to_cfn_resource_name(f"{source.name}-sns-subscription")
+            # Merged key by key onto Chalice's {"Fn::Sub": "arn:…:<topic name>"}: same ARN, plus the dependency.
+            topic = {"Fn::Sub": f"${{{ALARM_TOPIC}}}"}
+            properties["Events"] = {event_name: {"Properties": {"Topic": topic}}}
+        resources[to_cfn_resource_name(source.name)] = {"Properties": properties}
+    return resources
+
+
+def _load_app(env: dict[str, str]) -> Any:
+    # app.py reads ALARM_TOPIC at import, as `chalice package` does with the stage's variables.
+    saved_env, loaded = dict(os.environ), sys.modules.pop("app", None)
+    os.environ.update(env)
+    try:
+        import app as app_module
+        return app_module.app
+    finally:
+        os.environ.clear()
+        os.environ.update(saved_env)
+        sys.modules.pop("app", None)
+        if loaded is not None:
+            sys.modules["app"] = loaded
+
+
+def _topic_name(topic: str) -> str:
+    return topic.rsplit(":", 1)[-1] if topic.startswith("arn:") else topic
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--stage", required=True, choices=sorted(STAGE_SETTINGS))
+    parser.add_argument("--output", type=Path, help="file to write (default: standard output)")
+    args = parser.parse_args(argv)
+    text = json.dumps(build(args.stage), indent=2, ensure_ascii=False) + "\n"
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
