@@ -124,6 +124,17 @@ def update_id_of(update: object) -> int | None:
     return _int(update.get("update_id"))
 
 
+def chat_id_of(update: object) -> int | None:
+    """The chat an update came from, when it names one; for the log ("chat not allowed")."""
+    if not isinstance(update, dict):
+        return None
+    for kind in ("message", "edited_message", "channel_post", "edited_channel_post"):
+        body = update.get(kind)
+        if isinstance(body, dict) and isinstance(body.get("chat"), dict):
+            return _int(body["chat"].get("id"))
+    return None
+
+
 def parse_update(
     update: object, allowed_chat_ids: frozenset[int], *, bot_username: str | None = None
 ) -> Command:
@@ -313,6 +324,10 @@ def not_found_text(incident_id: int) -> str:
 
 def transition_refused_text(incident_id: int, current: str, allowed: list[str]) -> str:
     return f"#{incident_id} is {current}; allowed: {', '.join(allowed) or 'none'}"
+
+
+def not_accepted_text(reason: str) -> str:
+    return f"Not accepted: {reason}"
 
 
 def open_list_text(incidents: list[dict[str, Any]]) -> str:

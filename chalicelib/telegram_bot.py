@@ -1,0 +1,107 @@
+"""The Telegram webhook's use case: one update -> at most one service call -> the bot's answer.
+
+The answer is the webhook's HTTP response body: a sendMessage call, or {} for "nothing to say".
+Storage failures (Unavailable) propagate, so the view answers 5xx and Telegram delivers again.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from chalicelib import services, telegram
+from chalicelib.incidents import IdempotencyKeyReused, IncidentNotFound, InvalidInput, TransitionNotAllowed
+from chalicelib.store import Store
+
+logger = logging.getLogger(__name__)
+
+NOTHING: dict[str, Any] = {}
+NOT_JSON = "body is not JSON"
+
+
+@dataclass(frozen=True)
+class Settings:
+    allowed_chats: frozenset[int]
+    bot_username: str | None
+
+    @classmethod
+    def from_environment(cls) -> "Settings":
+        """TELEGRAM_ALLOWED_CHATS (comma-separated ids) and TELEGRAM_BOT_USERNAME;
+        a malformed chat list raises ValueError rather than silently serving no chat."""
+        username = os.environ.get("TELEGRAM_BOT_USERNAME", "").strip().lstrip("@")
+        return cls(
+            allowed_chats=telegram.parse_allowed_chats(os.environ.get("TELEGRAM_ALLOWED_CHATS", "")),
+            bot_username=username or None,
+        )
+
+
+def handle_body(store: Store, raw: bytes | None, settings: Settings) -> dict[str, Any]:
+    """A webhook request body -> the response body. Anything unreadable is answered with {}:
+    an error status would only make Telegram deliver the same bytes again and again."""
+    try:
+        update = json.loads((raw or b"").decode("utf-8"), parse_constant=_refuse_constant)
+    except (ValueError, RecursionError) as error:
+        logger.warning(
+            "telegram update ignored",
+            extra={"reason": NOT_JSON, "error": str(error)[:200], "body_bytes": len(raw or b"")},
+        )
+        return NOTHING
+    return handle_update(store, update, settings)
+
+
+def handle_update(store: Store, update: object, settings: Settings) -> dict[str, Any]:
+    command = telegram.parse_update(
+        update, settings.allowed_chats, bot_username=settings.bot_username
+    )
+    update_id = telegram.update_id_of(update)
+    if isinstance(command, telegram.Ignore):
+        level = logging.WARNING if command.reason == telegram.MALFORMED else logging.INFO
+        logger.log(level, "telegram update ignored",
+                   extra={"reason": command.reason, "update_id": update_id,
+                          "chat_id": telegram.chat_id_of(update)})
+        return NOTHING
+    # The kind as fingerprint: an update_id spent on one kind of command never replays as another.
+    once = services.OnceKey(f"telegram#{update_id}", type(command).__name__)
+    try:
+        text = _run(store, command, once)
+    except IdempotencyKeyReused:
+        logger.warning("telegram update ignored",
+                       extra={"reason": "update_id reused for another command", "update_id": update_id})
+        return NOTHING
+    logger.info("telegram command handled",
+                extra={"command": type(command).__name__, "update_id": update_id,
+                       "chat_id": command.context.chat_id, "by": command.context.by})
+    return telegram.reply(command.context, text)
+
+
+def _run(store: Store, command: telegram.Command, once: services.OnceKey) -> str:
+    by = command.context.by
+    try:
+        match command:
+            case telegram.CreateIncident(description=description, source=source):
+                created = services.open_incident(
+                    store, description=description, source=source, by=by, once=once
+                )
+                return telegram.created_text(created.incident)
+            case telegram.ChangeStatus(incident_id=incident_id, status=status, note=note):
+                incident = services.change_status(
+                    store, incident_id, status, by=by, note=note, once=once
+                )
+                return telegram.status_changed_text(incident)
+            case telegram.ListOpen():
+                return telegram.open_list_text(
+                    services.list_open(store, telegram.OPEN_LIST_LIMIT)
+                )
+    except IncidentNotFound as error:
+        return telegram.not_found_text(error.incident_id)
+    except TransitionNotAllowed as error:
+        return telegram.transition_refused_text(error.incident_id, error.current, error.allowed)
+    except InvalidInput as error:
+        return telegram.not_accepted_text(str(error))
+    raise TypeError(f"not a command: {command!r}")
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
