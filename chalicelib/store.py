@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import heapq
+import itertools
 import json
 import os
 import time
@@ -186,18 +187,18 @@ class Store:
     ) -> list[dict[str, Any]]:
         """Up to `count` incidents of the given statuses, newest first, older than `before_key`.
 
-        One Query per status (more only when a source filter leaves a page short),
-        merged by created_key.
+        One Query per status, merged by created_key; a further page of a status is read only
+        when the merge reaches its end (a source filter can leave a page short).
         """
         per_status = [
             self._newest_of_status(status, source, before_key, count) for status in statuses
         ]
         merged = heapq.merge(*per_status, key=lambda item: item["created_key"], reverse=True)
-        return [_incident_from_item(item) for _, item in zip(range(count), merged)]
+        return [_incident_from_item(item) for item in itertools.islice(merged, count)]
 
     def _newest_of_status(
         self, status: str, source: str | None, before_key: str | None, count: int
-    ) -> list[dict[str, Any]]:
+    ) -> Iterator[dict[str, Any]]:
         condition = Key("status").eq(status)
         if before_key is not None:
             condition = condition & Key("created_key").lt(before_key)
@@ -209,12 +210,8 @@ class Store:
         }
         if source is not None:
             query["FilterExpression"] = Attr("source").eq(source)
-        found: list[dict[str, Any]] = []
         for page in self._query_pages(query):
-            found.extend(page)
-            if len(found) >= count:
-                break
-        return found[:count]
+            yield from page
 
     def _query_pages(self, query: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
         while True:

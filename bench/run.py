@@ -1,0 +1,217 @@
+"""`make bench`: DynamoDB cost per operation, cold start, warm handler time, package size.
+
+    .venv/bin/python bench/run.py [--sizes 1000,10000,100000] [--runs 10] [--warm-n 200]
+                                  [--only counts,cold,warm,package]
+
+Prints tables and PASS/FAIL against the targets of issue 6; exits 0 whatever the targets say
+(it is a benchmark, not a test), 1 only when a part could not be measured at all.
+The default sizes (the issue's 1k, 10k, 100k) take about 2 minutes on 2 cores, most of it
+seeding moto; `--sizes 1000,10000` is a quicker look.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchenv import BENCH, MAIN_PYTHON, REFERENCE, REFERENCE_PYTHON, subprocess_env, use_fake_aws  # noqa: E402
+
+use_fake_aws()
+
+DEFAULT_SIZES = "1000,10000,100000"
+PAGE_OPS = ("list page: status", "list page: status+source", "list page: no filter")
+FLAT_GROWTH = 1.1
+COLD_RATIO = 0.5
+PACKAGE_KB = 100
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def table(header: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    line = lambda cells: "  ".join(str(c).ljust(w) if i == 0 or i == 1 else str(c).rjust(w)  # noqa: E731
+                                  for i, (c, w) in enumerate(zip(cells, widths)))
+    say(line(header))
+    say("  ".join("-" * w for w in widths))
+    for row in rows:
+        say(line(row))
+
+
+def short(size: int) -> str:
+    return f"{size // 1000}k" if size % 1000 == 0 else str(size)
+
+
+def growth(first: float, last: float) -> float:
+    return last / first if first else (1.0 if last == first else float("inf"))
+
+
+# --- parts ---------------------------------------------------------------------------------
+
+
+def part_counts(sizes: list[int], targets: list[tuple[str, bool | None, str]]) -> None:
+    from dynamo_counts import PAGE_LIMIT, WALK_STATUS, measure_size
+
+    say("## 1. DynamoDB cost per operation (moto in-process; botocore after-call hooks)")
+    results = []
+    for size in sizes:
+        started = time.perf_counter()
+        results.append(measure_size(size, log=say))
+        say(f"  {size:,} incidents measured in {time.perf_counter() - started:.1f}s")
+    say()
+    first, last = results[0], results[-1]
+    header = ["operation", f"DynamoDB calls (at {short(last.size)})",
+              *[f"calls/read @{short(r.size)}" for r in results], "max read/call", "growth"]
+    rows = []
+    for name, op in last.ops.items():
+        cells = []
+        for r in results:
+            o = r.ops[name]
+            cells.append(f"{o.call_count}/{o.items_read}")
+        if name.startswith("walk"):
+            per_item = [r.ops[name].items_read / max(1, r.ops[name].returned) for r in results]
+            g = growth(per_item[0], per_item[-1])
+        else:
+            g = growth(first.ops[name].items_read, op.items_read)
+        rows.append([name, op.kinds, *cells, str(max(r.ops[name].max_read_per_call for r in results)),
+                     f"{g:.2f}×"])
+    table(header, rows)
+    walk = last.ops[f"walk every page: status={WALK_STATUS}"]
+    say(f"calls/read = DynamoDB calls / items read (ScannedCount of a Query, 1 per GetItem that found "
+        f"an item). Page size {PAGE_LIMIT}. Walk at {short(last.size)}: {walk.pages} pages, "
+        f"{walk.returned} incidents, {walk.items_read / max(1, walk.returned):.3f} items read per "
+        f"incident returned (its growth is per incident returned).")
+    say(f"Seeded mix at {short(last.size)}: {last.seeded_by_status}; DynamoDB operations seen: "
+        f"{', '.join(sorted(last.operations_seen))}")
+    say()
+    worst = max(growth(first.ops[n].items_read, last.ops[n].items_read) for n in PAGE_OPS)
+    targets.append((f"items read per page flat {short(first.size)}→{short(last.size)} "
+                    f"(growth ≤ {FLAT_GROWTH}×; worst {worst:.2f}×)", worst <= FLAT_GROWTH, ""))
+    status_page = [r.ops["list page: status"] for r in results]
+    ok = all(o.call_count == 1 and o.items_read <= PAGE_LIMIT + 1 for o in status_page)
+    targets.append((f"status page = 1 Query reading ≤ limit+1 = {PAGE_LIMIT + 1} items at every size", ok, ""))
+    changes = [r.ops["status change"] for r in results]
+    targets.append(("one DynamoDB call for a status change "
+                    f"({', '.join(o.kinds for o in changes[:1])})",
+                    all(o.call_count == 1 for o in changes), ""))
+    scans = [s for r in results for s in ("Scan",) if s in r.operations_seen]
+    targets.append(("no Scan anywhere", not scans, ""))
+
+
+def part_cold(runs: int, targets: list) -> None:
+    from coldstart import measure
+
+    say(f"## 2. Cold start: fresh process to first handled request (median of {runs})")
+    env = subprocess_env()
+    ours_cmd = [str(MAIN_PYTHON), str(BENCH / "app_cold_start.py")]
+    ref_cmd = [str(REFERENCE_PYTHON), str(REFERENCE / "cold_start.py")]
+    lambda_cmd = [str(MAIN_PYTHON), str(BENCH / "app_lambda_cold_start.py")]
+    for cmd in (ours_cmd, ref_cmd, lambda_cmd):
+        measure(cmd, 1, env)  # untimed: compiles .pyc, warms the page cache
+    ours, ref = {}, {}
+    ours_in, ref_in, ours_import = [], [], []
+    # Interleaved in rounds so that a busy spell of the machine hits both sides alike.
+    samples_ours, samples_ref, samples_lambda, lambda_in = [], [], [], []
+    for _ in range(runs):
+        o = measure(ours_cmd, 1, env)
+        r = measure(ref_cmd, 1, env)
+        la = measure(lambda_cmd, 1, env)
+        samples_lambda.append(la["median"])
+        lambda_in.append(json.loads(la["stdout"])["seconds"])
+        samples_ours.append(o["median"]); samples_ref.append(r["median"])
+        ours_in.append(json.loads(o["stdout"])["seconds"])
+        ours_import.append(json.loads(o["stdout"])["import_app"])
+        ref_in.append(json.loads(r["stdout"])["seconds"])
+    import statistics as st
+    ours = {"wall": st.median(samples_ours), "in": st.median(ours_in), "import": st.median(ours_import)}
+    ref = {"wall": st.median(samples_ref), "in": st.median(ref_in)}
+    ratio = ours["wall"] / ref["wall"]
+    as_lambda = {"wall": st.median(samples_lambda), "in": st.median(lambda_in)}
+    table(["implementation", "wall, process start → first response", "in-process: imports + 1st request",
+           "import app only"],
+          [["Chalice + DynamoDB (this app)", f"{ours['wall'] * 1000:.0f} ms", f"{ours['in'] * 1000:.0f} ms",
+            f"{ours['import'] * 1000:.0f} ms"],
+           ["FastAPI + SQLAlchemy + SQLite (bench/reference)", f"{ref['wall'] * 1000:.0f} ms",
+            f"{ref['in'] * 1000:.0f} ms", "-"],
+           ["ratio (this app / reference)", f"{ratio:.2f}×", f"{ours['in'] / ref['in']:.2f}×", ""],
+           ["this app as Lambda runs it (event → app(), no test client)", f"{as_lambda['wall'] * 1000:.0f} ms",
+            f"{as_lambda['in'] * 1000:.0f} ms", ""],
+           ["ratio (as Lambda runs it / reference)", f"{as_lambda['wall'] / ref['wall']:.2f}×",
+            f"{as_lambda['in'] / ref['in']:.2f}×", ""]])
+    say("Both through their frameworks' test clients (chalice.test.Client imports chalice's CLI "
+        "package, which Lambda never loads: see 'import app only').")
+    say()
+    targets.append((f"cold start ≤ {COLD_RATIO}× the reference's ({ratio:.2f}×)", ratio <= COLD_RATIO, ""))
+
+
+def part_warm(n: int, targets: list) -> None:
+    from app_warm import app_warm_times
+
+    say(f"## 3. Warm handler time, median per request of {n} (DynamoDB answered by Stubber)")
+    ours = app_warm_times(n)
+    proc = subprocess.run([str(REFERENCE_PYTHON), str(REFERENCE / "warm.py"), str(n)],
+                          capture_output=True, text=True, env=subprocess_env(), timeout=300)
+    if proc.returncode != 0:
+        raise RuntimeError(f"reference warm run failed: {proc.stderr.strip()[-1500:]}")
+    ref = json.loads(proc.stdout)
+    rows = [[kind, f"{ours[kind] * 1000:.2f} ms", f"{ref[kind] * 1000:.2f} ms", f"{ours[kind] / ref[kind]:.2f}×"]
+            for kind in ("create", "get", "list", "patch")]
+    table(["request", "this app", "reference (in-memory SQLite)", "ratio"], rows)
+    say("list = GET /incidents?status=new&limit=50 (this app deserializes a 51-item Query answer).")
+    say()
+
+
+def part_package(targets: list) -> None:
+    from package_size import package_size_kb
+
+    say("## 4. Deployment package (chalice package --stage dev)")
+    kb = package_size_kb()
+    say(f"deployment.zip: {kb:.1f} KB")
+    say()
+    targets.append((f"package ≤ {PACKAGE_KB} KB ({kb:.1f} KB)", kb <= PACKAGE_KB, ""))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default=DEFAULT_SIZES, help=f"stored incidents (default {DEFAULT_SIZES})")
+    parser.add_argument("--runs", type=int, default=10, help="cold start runs per side (default 10)")
+    parser.add_argument("--warm-n", type=int, default=200, help="warm requests per kind (default 200)")
+    parser.add_argument("--only", default="counts,cold,warm,package")
+    args = parser.parse_args(argv)
+    sizes = sorted(int(s) for s in args.sizes.split(",") if s.strip())
+    parts = set(args.only.split(","))
+    targets: list[tuple[str, bool | None, str]] = []
+    failed_parts = []
+    started = time.perf_counter()
+    say(f"# Incident API benchmark ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+        f"python {sys.version.split()[0]})")
+    say()
+    for name, run in (("counts", lambda: part_counts(sizes, targets)),
+                      ("cold", lambda: part_cold(args.runs, targets)),
+                      ("warm", lambda: part_warm(args.warm_n, targets)),
+                      ("package", lambda: part_package(targets))):
+        if name not in parts:
+            continue
+        try:
+            run()
+        except Exception:  # a part that cannot be measured is reported, the others still run
+            failed_parts.append(name)
+            say(f"!! {name} could not be measured:")
+            say(traceback.format_exc())
+    say("## Targets")
+    for text, ok, _ in targets:
+        say(f"{'PASS' if ok else 'FAIL'}  {text}")
+    for name in failed_parts:
+        say(f"ERROR {name}: not measured")
+    say(f"\n(total {time.perf_counter() - started:.0f}s)")
+    return 1 if failed_parts else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
