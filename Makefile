@@ -8,7 +8,7 @@ PORT ?= 8000
 MOTO_PORT ?= 8001
 export PORT MOTO_PORT
 
-.PHONY: run test clean
+.PHONY: run test clean bench
 
 $(INSTALLED): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -19,8 +19,44 @@ $(INSTALLED): requirements.txt requirements-dev.txt
 run: $(INSTALLED)
 	$(PY) scripts/run_local.py
 
-test: $(INSTALLED)
+test: $(INSTALLED) ensure-chromium
 	$(PY) -m pytest
+
+# Debian's chromium for the /docs browser test; installs it only when missing, never fails.
+.PHONY: ensure-chromium
+ensure-chromium:
+	@bash scripts/ensure_chromium.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# Deliver a sample CloudWatch alarm (STATE=ALARM|OK|INSUFFICIENT_DATA) to the service `make run` started.
+STATE ?= ALARM
+.PHONY: fire-alarm
+fire-alarm: $(INSTALLED)
+	$(PY) scripts/fire_alarm.py $(STATE)
+
+# CloudFormation for STAGE (dev|prod) in out/STAGE/package: Chalice's SAM template merged with
+# deploy/resources.py's resources, then checked by cfn-lint. Deploying it: docs/readme/deploy.md.
+STAGE ?= dev
+.PHONY: package
+package: $(INSTALLED)
+	rm -rf out/$(STAGE)
+	$(PY) deploy/resources.py --stage $(STAGE) --output out/$(STAGE)/resources.json
+	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-$${AWS_REGION:-eu-west-1}} $(VENV)/bin/chalice package \
+		--stage $(STAGE) --merge-template out/$(STAGE)/resources.json out/$(STAGE)/package
+	$(VENV)/bin/cfn-lint out/$(STAGE)/package/sam.json
+
+# Benchmark (not a test): `make bench`, or `make bench SIZES=1000,10000,100000 RUNS=10`.
+BENCH_VENV := bench/.venv
+BENCH_INSTALLED := $(BENCH_VENV)/.installed
+SIZES ?=
+RUNS ?=
+
+$(BENCH_INSTALLED): bench/requirements.txt
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet -r bench/requirements.txt
+	touch $@
+
+bench: $(INSTALLED) $(BENCH_INSTALLED)
+	$(PY) bench/run.py $(if $(SIZES),--sizes $(SIZES)) $(if $(RUNS),--runs $(RUNS))

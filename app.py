@@ -2,8 +2,12 @@
 from __future__ import annotations
 
 import functools
+import json
+import logging
+import os
 from typing import Any, Callable
 
+from botocore.exceptions import BotoCoreError, ClientError
 from chalice import (
     BadRequestError,
     Chalice,
@@ -13,7 +17,7 @@ from chalice import (
     UnprocessableEntityError,
 )
 
-from chalicelib import auth, payloads, services
+from chalicelib import alarms, auth, docs_page, openapi, payloads, services, telegram_bot
 from chalicelib.incidents import (
     IdempotencyKeyReused,
     IncidentNotFound,
@@ -28,10 +32,13 @@ from chalicelib.incidents import (
 from chalicelib.store import default_store
 
 app = Chalice(app_name="incidents")
+# The stage's LOG_LEVEL applies to this project's loggers only (DEBUG on botocore floods the log).
+for _logger in ("chalicelib", "incidents_alarms"):
+    logging.getLogger(_logger).setLevel(os.environ.get("LOG_LEVEL", "INFO").upper())
 
 # Chalice would answer 415 before any view or auth check runs; the views check it themselves.
 ANY_CONTENT = ["*/*"]
-PUBLIC_ROUTES = {"/health", "/openapi.json"}
+PUBLIC_ROUTES = {"/health", "/openapi.json", "/telegram/webhook", "/docs"}
 RETRY_AFTER_SECONDS = "1"
 
 
@@ -95,7 +102,7 @@ def list_incidents() -> Response:
         limit=query.limit, cursor=query.cursor,
     )
     items = [public_view(incident) for incident in page.items]
-    return Response(body={"items": items, "next_cursor": page.next_cursor}, status_code=200)
+    return _json({"items": items, "next_cursor": page.next_cursor})
 
 
 @app.route("/incidents/{incident_id}", methods=["GET"], content_types=ANY_CONTENT)
@@ -132,10 +139,15 @@ def health() -> Response:
 def _incident_response(
     incident: dict[str, Any], status_code: int = 200, headers: dict[str, str] | None = None
 ) -> Response:
+    return _json(public_view(incident), status_code, {**(headers or {}), "ETag": etag(incident)})
+
+
+def _json(body: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """JSON as UTF-8 text: Chalice's own encoder would escape every Cyrillic letter."""
     return Response(
-        body=public_view(incident),
+        body=json.dumps(body, ensure_ascii=False, separators=(",", ":")),
         status_code=status_code,
-        headers={**(headers or {}), "ETag": etag(incident)},
+        headers={**(headers or {}), "Content-Type": "application/json; charset=utf-8"},
     )
 
 
@@ -149,3 +161,78 @@ def _unavailable() -> Response:
         "the incident table does not answer right now; retry after a moment",
         {"Retry-After": RETRY_AFTER_SECONDS},
     )
+
+
+# --- Telegram webhook ---
+
+TELEGRAM_SECRET_HEADER = "x-telegram-bot-api-secret-token"
+
+
+@app.route("/telegram/webhook", methods=["POST"], content_types=ANY_CONTENT)
+def telegram_webhook() -> Response:
+    """Telegram's secret token instead of the API key; 200 for every update, 503 when storage fails."""
+    request = app.current_request
+    secret = auth.configured_telegram_secret()
+    if not auth.is_valid_key(request.headers.get(TELEGRAM_SECRET_HEADER), [secret] if secret else []):
+        return _error(401, "UnauthorizedError", "missing or wrong X-Telegram-Bot-Api-Secret-Token header")
+    settings = telegram_bot.Settings.from_environment()
+    try:
+        answer = telegram_bot.handle_body(default_store(), request.raw_body, settings)
+    except Unavailable:
+        return _unavailable()
+    return _json(answer)
+
+
+# --- CloudWatch alarms ---
+
+alarm_log = logging.getLogger("incidents_alarms")
+# A store that does not answer: raised so Lambda retries; the once-records make the retry safe.
+STORE_FAILURES = (Unavailable, BotoCoreError, ClientError)
+ALARM_TOPIC = os.environ.get("ALARM_TOPIC", "incident-alarms")
+
+
+@app.on_sns_message(topic=ALARM_TOPIC)
+def on_alarm_notification(event: Any) -> None:
+    """Every record of the delivery: a malformed one is logged and skipped, a store failure is
+    raised after the others had their chance."""
+    failure = None
+    for index, record in enumerate(event.to_dict().get("Records") or []):
+        try:
+            services.ingest_cloudwatch(default_store(), *alarms.sns_record(record))
+        except STORE_FAILURES as error:
+            alarm_log.warning("SNS record not stored, will be retried: %s", error, extra={"record": index})
+            failure = failure or error
+        except (alarms.MalformedAlarm, InvalidInput) as error:
+            alarm_log.error("SNS record skipped: %s", error, extra={"record": index})
+    if failure is not None:
+        raise failure
+
+
+@app.on_cw_event({"source": ["aws.cloudwatch"], "detail-type": ["CloudWatch Alarm State Change"]})
+def on_alarm_state_change(event: Any) -> None:
+    raw = event.to_dict()
+    try:
+        services.ingest_cloudwatch(default_store(), *alarms.eventbridge_record(raw))
+    except (alarms.MalformedAlarm, InvalidInput) as error:  # a retry cannot fix it
+        alarm_log.error("EventBridge event skipped: %s", error, extra={"event_id": raw.get("id")})
+
+
+# --- OpenAPI and docs ---
+
+
+@app.route("/openapi.json", methods=["GET"], content_types=ANY_CONTENT)
+def openapi_document() -> Response:
+    return Response(body=openapi.build_document(_api_root() or "/"), status_code=200)
+
+
+@app.route("/docs", methods=["GET"], content_types=ANY_CONTENT)
+def docs() -> Response:
+    page = docs_page.render(spec_url=f"{_api_root()}/openapi.json")
+    return Response(body=page, status_code=200, headers={"Content-Type": "text/html; charset=utf-8"})
+
+
+def _api_root() -> str:
+    """The path prefix in front of the routes: the stage (`/api`) behind API Gateway, '' locally."""
+    context = app.current_request.context
+    path, resource = context.get("path") or "", context.get("resourcePath") or ""
+    return path[: -len(resource)].rstrip("/") if resource and path.endswith(resource) else ""

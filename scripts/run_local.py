@@ -19,6 +19,7 @@ sys.path.insert(0, str(ROOT))
 from chalicelib.store import create_table  # noqa: E402
 
 DEFAULT_API_KEY = "local-dev-key"
+DEFAULT_TELEGRAM_SECRET = "local-telegram-secret"
 STAGE = "dev"
 
 
@@ -37,6 +38,8 @@ def local_environment(moto_port: int) -> dict[str, str]:
         AWS_SECRET_ACCESS_KEY="local",
         AWS_ENDPOINT_URL_DYNAMODB=f"http://127.0.0.1:{moto_port}",
         API_KEYS=env.get("API_KEYS") or DEFAULT_API_KEY,
+        # Set here so that nothing local ever asks SSM (the stage names a parameter for Lambda).
+        TELEGRAM_SECRET_TOKEN=env.get("TELEGRAM_SECRET_TOKEN") or DEFAULT_TELEGRAM_SECRET,
     )
     env.pop("AWS_PROFILE", None)
     env.pop("AWS_SESSION_TOKEN", None)
@@ -74,6 +77,7 @@ def main() -> int:
         print(f"Embedded DynamoDB (moto) on {env['AWS_ENDPOINT_URL_DYNAMODB']}, table {table}")
         print(f"Incident API on http://127.0.0.1:{port}")
         print(f"API key: {api_key}   (header x-api-key; set API_KEYS to choose your own)")
+        print(f"Telegram webhook secret: {env['TELEGRAM_SECRET_TOKEN']}   (header X-Telegram-Bot-Api-Secret-Token)")
         print("Ctrl-C stops both.", flush=True)
         chalice_cli = Path(sys.executable).parent / "chalice"
         chalice = subprocess.Popen(

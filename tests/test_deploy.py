@@ -129,9 +129,10 @@ def test_an_unreadable_parameter_means_no_access_and_is_retried_later(ssm, api, 
         def get_parameter(self, **kwargs: Any) -> Any:
             raise failure
 
+    reachable = secrets._ssm_client
     monkeypatch.setattr(secrets, "_ssm_client", lambda: Failing())
     assert api.get("/incidents").status_code == 401
-    monkeypatch.undo()
+    monkeypatch.setattr(secrets, "_ssm_client", reachable)
     monkeypatch.setattr(secrets, "RETRY_SECONDS", 0.0)
     secrets._cache.clear()  # as if RETRY_SECONDS had passed
     assert api.get("/incidents").status_code == 200
