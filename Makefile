@@ -37,7 +37,7 @@ fire-alarm: $(INSTALLED)
 	$(PY) scripts/fire_alarm.py $(STATE)
 
 # CloudFormation for STAGE (dev|prod) in out/STAGE/package: Chalice's SAM template merged with
-# deploy/resources.py's resources, then checked by cfn-lint. Deploying it: docs/readme/deploy.md.
+# deploy/resources.py's resources, then checked by cfn-lint. Deploying it: README, "Deploy to AWS".
 STAGE ?= dev
 .PHONY: package
 package: $(INSTALLED)
