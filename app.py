@@ -11,7 +11,6 @@ from botocore.exceptions import BotoCoreError, ClientError
 from chalice import (
     BadRequestError,
     Chalice,
-    ConflictError,
     NotFoundError,
     Response,
     UnprocessableEntityError,
@@ -63,7 +62,8 @@ def http_errors(view: Callable[..., Response]) -> Callable[..., Response]:
         except IncidentNotFound as error:
             raise NotFoundError(str(error))
         except TransitionNotAllowed as error:
-            raise ConflictError(str(error))
+            headers = {"ETag": etag(error.incident)} if error.incident else {}
+            return _error(409, "ConflictError", str(error), headers)
         except IdempotencyKeyReused as error:
             raise UnprocessableEntityError(str(error))
         except PreconditionFailed as error:

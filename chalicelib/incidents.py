@@ -50,7 +50,9 @@ class IncidentNotFound(IncidentError):
 
 
 class TransitionNotAllowed(IncidentError):
-    def __init__(self, incident_id: int, current: str, target: str) -> None:
+    def __init__(
+        self, incident_id: int, current: str, target: str, incident: dict[str, Any] | None = None
+    ) -> None:
         allowed = allowed_targets(Status(current))
         allowed_text = ", ".join(allowed) if allowed else "none, it is final"
         super().__init__(
@@ -61,6 +63,7 @@ class TransitionNotAllowed(IncidentError):
         self.current = current
         self.target = target
         self.allowed = allowed
+        self.incident = incident
 
 
 class PreconditionFailed(IncidentError):

@@ -262,7 +262,7 @@ def _responses() -> dict[str, Any]:
         "Unauthorized": _error_response("Missing or wrong API key."),
         "NotFound": _error_response("No incident with that id."),
         "Conflict": _error_response("Transition not allowed; the message names the current status "
-                                    "and the allowed targets."),
+                                    "and the allowed targets.", {"ETag": _ref("headers", "ETag")}),
         "PreconditionFailed": _error_response("`If-Match` does not match the current ETag.",
                                               {"ETag": _ref("headers", "ETag")}),
         "PayloadTooLarge": _error_response(f"Request body over {MAX_BODY_BYTES} bytes (64 KiB)."),

@@ -174,7 +174,7 @@ def _explain_refusal(
         raise PreconditionFailed(current)
     if current["status"] == target:
         return current  # same status: a no-op, nothing written
-    raise TransitionNotAllowed(incident_id, current["status"], target)
+    raise TransitionNotAllowed(incident_id, current["status"], target, current)
 
 
 def list_incidents(

@@ -216,7 +216,9 @@ def test_every_refused_transition_is_409_naming_current_and_allowed(api, path, t
     assert response.status_code == 409
     message = response.json_body["Message"]
     assert f"is {before['status']}" in message and allowed in message
-    assert api.get(f"/incidents/{incident['id']}").json_body == before
+    current = api.get(f"/incidents/{incident['id']}")
+    assert current.json_body == before
+    assert response.headers["ETag"] == current.headers["ETag"]
 
 
 @pytest.mark.parametrize("status", ["new", "in_progress", "resolved", "closed"])
