@@ -316,20 +316,13 @@ class Store:
         Raises ConditionFailed carrying the item as it was, so the caller can tell why."""
         names = {"#status": "status"}
         values: dict[str, Any] = {":to": status, ":at": entry["at"], ":entry": [entry], ":one": 1}
-        from_names = []
-        for i, allowed in enumerate(from_statuses):
-            values[f":from{i}"] = allowed
-            from_names.append(f":from{i}")
-        condition = f"#status IN ({', '.join(from_names)})"
-        if expected_versions is not None:
-            version_names = []
-            for i, version in enumerate(expected_versions):
-                values[f":v{i}"] = version
-                version_names.append(f":v{i}")
+        condition = f"#status IN ({_placeholders(values, 'from', from_statuses)})"
+        if expected_versions:
+            condition += f" AND version IN ({_placeholders(values, 'v', expected_versions)})"
+        elif expected_versions is not None:
             # An If-Match naming no version of this incident can never match.
-            condition += f" AND version IN ({', '.join(version_names)})" if version_names else " AND version = :never"
-            if not version_names:
-                values[":never"] = -1
+            condition += " AND version = :never"
+            values[":never"] = -1
         update = {
             "Key": {"pk": _incident_pk(incident_id)},
             "UpdateExpression": "SET #status = :to, updated_at = :at, "
@@ -396,6 +389,13 @@ class Store:
             raise ConditionFailed(None) from None
         codes = ", ".join(r.get("Code", "?") for r in reasons)
         raise Unavailable(f"transaction cancelled: {codes}") from error
+
+
+def _placeholders(values: dict[str, Any], prefix: str, items: list[Any]) -> str:
+    """`:prefix0, :prefix1, …` for an IN (...) list, each bound to its item in `values`."""
+    names = [f":{prefix}{i}" for i in range(len(items))]
+    values.update(zip(names, items))
+    return ", ".join(names)
 
 
 def _code(error: ClientError) -> str:

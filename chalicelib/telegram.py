@@ -310,10 +310,6 @@ def created_text(incident: dict[str, Any]) -> str:
     return f"Incident #{incident['id']} created: {preview}"
 
 
-def deduplicated_text(incident: dict[str, Any]) -> str:
-    return f"Incident #{incident['id']} is already open (occurrences: {incident['occurrences']})"
-
-
 def status_changed_text(incident: dict[str, Any]) -> str:
     return f"#{incident['id']} → {incident['status']}"
 

@@ -12,7 +12,6 @@ from chalicelib.telegram import (
     Ignore,
     ListOpen,
     created_text,
-    deduplicated_text,
     not_found_text,
     open_list_text,
     parse_allowed_chats,
@@ -509,11 +508,6 @@ def test_the_created_text_shows_only_the_first_200_characters_on_one_line():
     text = created_text(incident(description="строка\n" + "я" * 300))
     assert text == "Incident #17 created: строка " + "я" * 193 + "…"
     assert "\n" not in text
-
-
-def test_the_deduplicated_text_names_the_id_and_occurrences():
-    text = deduplicated_text(incident(occurrences=3))
-    assert text == "Incident #17 is already open (occurrences: 3)"
 
 
 def test_the_status_changed_text_names_the_id_and_new_status():
