@@ -18,6 +18,7 @@ from chalice import (
 
 from chalicelib import alarms, auth, docs_page, openapi, payloads, services, telegram_bot
 from chalicelib.incidents import (
+    DedupKeyHeld,
     IdempotencyKeyReused,
     IncidentNotFound,
     InvalidInput,
@@ -61,7 +62,7 @@ def http_errors(view: Callable[..., Response]) -> Callable[..., Response]:
             raise BadRequestError(str(error))
         except IncidentNotFound as error:
             raise NotFoundError(str(error))
-        except TransitionNotAllowed as error:
+        except (TransitionNotAllowed, DedupKeyHeld) as error:
             headers = {"ETag": etag(error.incident)} if error.incident else {}
             return _error(409, "ConflictError", str(error), headers)
         except IdempotencyKeyReused as error:
@@ -110,6 +111,16 @@ def list_incidents() -> Response:
 def get_incident(incident_id: str) -> Response:
     incident = services.get_incident(default_store(), parse_incident_id(incident_id))
     return _incident_response(incident)
+
+
+@app.route("/incidents/{incident_id}/history", methods=["GET"], content_types=ANY_CONTENT)
+@http_errors
+def incident_history(incident_id: str) -> Response:
+    query = payloads.page_query(app.current_request.query_params)
+    page = services.incident_history(
+        default_store(), parse_incident_id(incident_id), limit=query.limit, cursor=query.cursor
+    )
+    return _json({"items": page.items, "next_cursor": page.next_cursor})
 
 
 @app.route("/incidents/{incident_id}", methods=["PATCH"], content_types=ANY_CONTENT)
@@ -198,7 +209,8 @@ def on_alarm_notification(event: Any) -> None:
     failure = None
     for index, record in enumerate(event.to_dict().get("Records") or []):
         try:
-            services.ingest_cloudwatch(default_store(), *alarms.sns_record(record))
+            ingested = services.ingest_cloudwatch(default_store(), *alarms.sns_record(record))
+            alarm_log.info("SNS record %s", ingested.outcome, extra={"record": index})
         except STORE_FAILURES as error:
             alarm_log.warning("SNS record not stored, will be retried: %s", error, extra={"record": index})
             failure = failure or error
@@ -212,7 +224,8 @@ def on_alarm_notification(event: Any) -> None:
 def on_alarm_state_change(event: Any) -> None:
     raw = event.to_dict()
     try:
-        services.ingest_cloudwatch(default_store(), *alarms.eventbridge_record(raw))
+        ingested = services.ingest_cloudwatch(default_store(), *alarms.eventbridge_record(raw))
+        alarm_log.info("EventBridge event %s", ingested.outcome, extra={"event_id": raw.get("id")})
     except (alarms.MalformedAlarm, InvalidInput) as error:  # a retry cannot fix it
         alarm_log.error("EventBridge event skipped: %s", error, extra={"event_id": raw.get("id")})
 

@@ -5,6 +5,7 @@ Pure: no boto3, no Chalice, no I/O.
 import hashlib
 import json
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 from chalicelib.incidents import MAX_DEDUP_KEY, MAX_DESCRIPTION, MAX_NOTE
@@ -22,6 +23,9 @@ class AlarmChange:
     alarm_name: str
     description: str
     reason: str
+    # When the alarm's state changed (UTC, ISO 8601 with milliseconds): orders the events of one
+    # alarm. None only when the payload carries no time at all; then arrival time stands in.
+    changed_at: str | None
 
 
 @dataclass(frozen=True)
@@ -33,10 +37,13 @@ class MalformedAlarm(ValueError):
     """An EventBridge alarm event without the fields an incident needs."""
 
 
-def parse_sns_message(subject: str | None, message: str) -> AlarmChange | PlainMessage:
+def parse_sns_message(
+    subject: str | None, message: str, sent_at: str | None = None
+) -> AlarmChange | PlainMessage:
+    """`sent_at` (the SNS Timestamp) stands in for a missing StateChangeTime."""
     payload = _json_object(message)
     if payload is not None and _is_alarm_notification(payload):
-        return _sns_alarm_change(payload)
+        return _sns_alarm_change(payload, sent_at)
     return PlainMessage(description=_plain_description(subject, message))
 
 
@@ -63,6 +70,7 @@ def parse_eventbridge_event(event: dict[str, Any]) -> AlarmChange:
         name=name,
         description=_text(description),
         reason=_text(state.get("reason")),
+        changed_at=_moment(state.get("timestamp"), event.get("time")),
     )
 
 
@@ -73,7 +81,8 @@ def sns_record(record: Any) -> tuple[AlarmChange | PlainMessage, str]:
     if not isinstance(sns, dict):
         raise MalformedAlarm("record has no Sns object")
     message_id = _required(sns.get("MessageId"), "Sns.MessageId")
-    return parse_sns_message(sns.get("Subject"), sns.get("Message")), f"sns#{message_id}"
+    parsed = parse_sns_message(sns.get("Subject"), sns.get("Message"), sns.get("Timestamp"))
+    return parsed, f"sns#{message_id}"
 
 
 def eventbridge_record(event: dict[str, Any]) -> tuple[AlarmChange, str]:
@@ -115,7 +124,22 @@ def _is_alarm_notification(payload: dict[str, Any]) -> bool:
     return bool(_text(payload.get("AlarmName"))) and payload.get("NewStateValue") in ALARM_STATES
 
 
-def _sns_alarm_change(payload: dict[str, Any]) -> AlarmChange:
+def _moment(value: Any, fallback: Any) -> str | None:
+    """An ISO 8601 time (CloudWatch writes "2026-11-23T10:15:30.123+0000") as UTC with
+    milliseconds and Z, the form that compares correctly as text."""
+    for candidate in (value, fallback):
+        if isinstance(candidate, str):
+            try:
+                moment = datetime.fromisoformat(candidate.strip())
+            except ValueError:
+                continue
+            if moment.tzinfo is not None:
+                utc = moment.astimezone(timezone.utc).isoformat(timespec="milliseconds")
+                return utc.replace("+00:00", "Z")
+    return None
+
+
+def _sns_alarm_change(payload: dict[str, Any], sent_at: str | None) -> AlarmChange:
     name = _text(payload.get("AlarmName"))
     arn = _text(payload.get("AlarmArn"))
     # Region here is a display name ("EU (Ireland)"), not a code, so the
@@ -127,6 +151,7 @@ def _sns_alarm_change(payload: dict[str, Any]) -> AlarmChange:
         name=name,
         description=_text(payload.get("AlarmDescription")),
         reason=_text(payload.get("NewStateReason")),
+        changed_at=_moment(payload.get("StateChangeTime"), sent_at),
     )
 
 
@@ -146,7 +171,9 @@ def _derived_key(region: str, account: str, name: str) -> str:
     return f"arn:aws:cloudwatch:{region}:{account}:alarm:{name}"
 
 
-def _alarm_change(dedup_key: str, state: str, name: str, description: str, reason: str) -> AlarmChange:
+def _alarm_change(
+    dedup_key: str, state: str, name: str, description: str, reason: str, changed_at: str | None
+) -> AlarmChange:
     parts = (name, description, reason)
     return AlarmChange(
         dedup_key=_fit_key(_replace_lone_surrogates(dedup_key)),
@@ -154,6 +181,7 @@ def _alarm_change(dedup_key: str, state: str, name: str, description: str, reaso
         alarm_name=name,
         description=clip("\n".join(part for part in parts if part), MAX_DESCRIPTION),
         reason=reason,
+        changed_at=changed_at,
     )
 
 

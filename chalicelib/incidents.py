@@ -82,6 +82,28 @@ class IdempotencyKeyReused(IncidentError):
         )
 
 
+class DedupKeyHeld(IncidentError):
+    """A reopen refused because another open incident now holds the dedup_key."""
+
+    def __init__(self, incident_id: int, dedup_key: str, holder: int,
+                 incident: dict[str, Any] | None = None) -> None:
+        super().__init__(
+            f"incident #{incident_id} cannot be reopened: its dedup_key {dedup_key!r} is held by "
+            f"open incident #{holder}; work on #{holder} instead, or resolve it first"
+        )
+        self.incident_id = incident_id
+        self.holder = holder
+        self.incident = incident
+
+
+class LimitExceeded(InvalidInput):
+    """The request would pass one of DynamoDB's limits; the message names it."""
+
+
+class StaleAlarmEvent(IncidentError):
+    """An alarm event not newer than the last one applied for that alarm: changes nothing."""
+
+
 class Unavailable(IncidentError):
     """The store does not answer (throttled past retries, unreachable)."""
 
@@ -186,13 +208,15 @@ def new_incident(
         "dedup_key": dedup_key,
         "occurrences": 1,
         "history": [history_entry(at, Status.NEW, None, by)],
+        "history_count": 1,
         "version": 1,
     }
 
 
 def public_view(incident: dict[str, Any]) -> dict[str, Any]:
-    """The incident as the contract shows it (no bookkeeping fields)."""
-    return {
+    """The incident as the contract shows it (no bookkeeping fields); `history` only when the
+    incident was read with it (a response naming one incident), never in list items."""
+    view = {
         "id": incident["id"],
         "description": incident["description"],
         "status": incident["status"],
@@ -201,8 +225,11 @@ def public_view(incident: dict[str, Any]) -> dict[str, Any]:
         "updated_at": incident["updated_at"],
         "dedup_key": incident.get("dedup_key"),
         "occurrences": incident["occurrences"],
-        "history": incident["history"],
+        "history_count": incident["history_count"],
     }
+    if "history" in incident:
+        view["history"] = incident["history"]
+    return view
 
 
 def etag(incident: dict[str, Any]) -> str:

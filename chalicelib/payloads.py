@@ -118,6 +118,21 @@ def list_query(params: Mapping[str, str] | None) -> ListQuery:
     )
 
 
+@dataclass(frozen=True)
+class PageQuery:
+    limit: int
+    cursor: str | None
+
+
+def page_query(params: Mapping[str, str] | None) -> PageQuery:
+    """`limit` and `cursor` of a paged route with no filters; anything else is refused."""
+    params = params or {}
+    unknown = sorted(set(params) - {"limit", "cursor"})
+    if unknown:
+        raise InvalidInput(f"unknown query parameter(s): {', '.join(unknown)}; allowed: limit, cursor")
+    return PageQuery(limit=_limit(params.get("limit")), cursor=params.get("cursor"))
+
+
 def _limit(value: str | None) -> int:
     if value is None:
         return DEFAULT_LIMIT

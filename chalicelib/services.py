@@ -4,15 +4,20 @@ Each takes primitives plus the store, applies the rules of incidents.py and retu
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from chalicelib import cursors
 from chalicelib.incidents import (
     OPEN_STATUSES,
+    DedupKeyHeld,
     IdempotencyKeyReused,
     IncidentNotFound,
+    InvalidInput,
     PreconditionFailed,
+    StaleAlarmEvent,
     Status,
     TransitionNotAllowed,
     Unavailable,
@@ -27,11 +32,25 @@ from chalicelib.incidents import (
     statuses_leading_to,
     versions_matching,
 )
-from chalicelib.store import AlreadyDone, ConditionFailed, DedupKeyTaken, Once, Store
+from chalicelib.store import (
+    ENTRY_PREFIX,
+    AlarmMark,
+    AlreadyDone,
+    ConditionFailed,
+    DedupKeyTaken,
+    Once,
+    StaleEvent,
+    Store,
+    created_key,
+)
 
 ONCE_TTL_SECONDS = 24 * 3600
-# Each retry means another writer claimed the same dedup_key in between; a few settle any race.
-MAX_CREATE_ATTEMPTS = 5
+# Each retry means another writer changed the same incident or dedup_key in between; a few
+# settle any race.
+MAX_ATTEMPTS = 5
+HISTORY_IN_RESPONSE = 100
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -67,71 +86,109 @@ def open_incident(
     by: str,
     dedup_key: Any = None,
     once: OnceKey | None = None,
+    alarm_at: str | None = None,
 ) -> Created:
+    """A new incident, or one more occurrence on the open incident holding `dedup_key`.
+    With `alarm_at` (an alarm event's state-change time) it applies only if the event is newer
+    than the last one applied for that key, else raises StaleAlarmEvent."""
     description = clean_description(description)
     source = parse_source(source)
     dedup_key = clean_dedup_key(dedup_key)
     if once is not None and (record := store.once_record(once.key)) is not None:
-        return _replayed(record, once)
-    for _ in range(MAX_CREATE_ATTEMPTS):
+        return _replayed(store, record, once)
+    alarm = AlarmMark(dedup_key, alarm_at) if alarm_at and dedup_key else None
+    for _ in range(MAX_ATTEMPTS):
         try:
-            return _open_or_absorb(store, description, source, by, dedup_key, once)
+            return _open_or_absorb(store, description, source, by, dedup_key, once, alarm)
         except (DedupKeyTaken, _Retry):
             continue
         except AlreadyDone as done:
-            return _replayed(done.record, once)
+            return _replayed(store, done.record, once)
+        except StaleEvent as stale:
+            raise StaleAlarmEvent(str(stale)) from None
     raise Unavailable(f"dedup_key {dedup_key!r} kept changing hands; try again")
 
 
-def _open_or_absorb(store, description, source, by, dedup_key, once) -> Created:
+def _open_or_absorb(store, description, source, by, dedup_key, once, alarm) -> Created:
     previous_owner = None
-    if dedup_key is not None and (owner := store.dedup_owner(dedup_key)) is not None:
-        absorbed = _add_occurrence(store, owner, dedup_key, once)
-        if absorbed is not None:
-            return Created(absorbed, 200)
-        previous_owner = owner  # resolved or closed: the key is free again
+    if dedup_key is not None and (record := store.dedup_record(dedup_key)) is not None:
+        if alarm is not None and record.alarm_at is not None and record.alarm_at >= alarm.at:
+            raise StaleEvent(f"alarm event at {alarm.at} is not newer than {record.alarm_at}")
+        if record.incident_id is not None:
+            absorbed = _add_occurrence(store, record.incident_id, dedup_key, once, alarm)
+            if absorbed is not None:
+                return Created(absorbed, 200)
+            previous_owner = record.incident_id  # resolved or closed: the key is free again
     incident = new_incident(store.allocate_id(), description, source, dedup_key, by, now_iso())
     store.insert_incident(
-        incident, replaces_dedup_owner=previous_owner, once=_once(once, 201, incident)
+        incident, replaces_dedup_owner=previous_owner, once=_once(once, 201, incident), alarm=alarm
     )
     return Created(incident, 201)
 
 
-def _add_occurrence(store, owner: int, dedup_key: str, once: OnceKey | None) -> dict | None:
+def _add_occurrence(store, owner: int, dedup_key: str, once: OnceKey | None,
+                    alarm: AlarmMark | None) -> dict | None:
     at = now_iso()
     if once is None:
-        return store.add_occurrence(owner, dedup_key, at)
+        if not store.add_occurrence(owner, dedup_key, at, alarm=alarm):
+            return None
+        return get_incident(store, owner)
     # The replay must answer with the body of this very response, so compute it before writing.
-    current = store.get_incident(owner)
+    current = store.get_incident(owner, HISTORY_IN_RESPONSE)
     if current is None or current["status"] not in OPEN_STATUSES:
         return None
     absorbed = {**current, "occurrences": current["occurrences"] + 1, "updated_at": at,
                 "version": current["version"] + 1}
-    result = store.add_occurrence(
-        owner, dedup_key, at, once=_once(once, 200, absorbed), expected_version=current["version"]
+    written = store.add_occurrence(
+        owner, dedup_key, at, once=_once(once, 200, absorbed),
+        expected_version=current["version"], alarm=alarm,
     )
-    if result is None:
+    if not written:
         raise _Retry()
     return absorbed
 
 
 def _once(once: OnceKey | None, status_code: int, incident: dict[str, Any] | None) -> Once | None:
+    """The once-record keeps the response's incident without its history: the entries up to the
+    newest one it showed never change, so a replay reads them back instead."""
     if once is None:
         return None
-    return Once(once.key, once.fingerprint, ONCE_TTL_SECONDS, status_code, incident)
+    body = None
+    if incident is not None:
+        body = {k: v for k, v in incident.items() if k != "history"}
+        body["history_upto"] = incident["history"][-1]["at"]
+    return Once(once.key, once.fingerprint, ONCE_TTL_SECONDS, status_code, body)
 
 
-def _replayed(record: dict[str, Any], once: OnceKey) -> Created:
+def _replayed(store: Store, record: dict[str, Any], once: OnceKey) -> Created:
     if record["fingerprint"] != once.fingerprint:
         raise IdempotencyKeyReused()
-    return Created(record["body"], record["status_code"], replayed=True)
+    incident = record["body"]
+    if incident is not None and "history_upto" in incident:
+        upto = incident.pop("history_upto")
+        incident["history"] = store.history_upto(incident["id"], upto, HISTORY_IN_RESPONSE)
+    return Created(incident, record["status_code"], replayed=True)
 
 
 def get_incident(store: Store, incident_id: int) -> dict[str, Any]:
-    incident = store.get_incident(incident_id)
+    incident = store.get_incident(incident_id, HISTORY_IN_RESPONSE)
     if incident is None:
         raise IncidentNotFound(incident_id)
     return incident
+
+
+def incident_history(store: Store, incident_id: int, *, limit: int, cursor: str | None) -> Page:
+    """Every history entry, oldest first, a page at a time."""
+    filters = {"incident": incident_id}
+    after = cursors.decode(cursor, filters) if cursor is not None else None
+    if after is not None and not after.startswith(ENTRY_PREFIX):
+        raise InvalidInput("cursor was not issued by this service; use next_cursor from a previous page")
+    entries = store.history_page(incident_id, after, limit + 1)
+    if not entries and after is None:  # every incident has at least its creation entry
+        raise IncidentNotFound(incident_id)
+    page = entries[:limit]
+    next_cursor = cursors.encode(page[-1]["key"], filters) if len(entries) > limit else None
+    return Page([{k: v for k, v in entry.items() if k != "key"} for entry in page], next_cursor)
 
 
 def change_status(
@@ -143,38 +200,79 @@ def change_status(
     note: Any = None,
     if_match: str | None = None,
     once: OnceKey | None = None,
+    alarm: AlarmMark | None = None,
 ) -> dict[str, Any]:
-    """One conditional write; when it does not apply, the item as it was tells why."""
+    """One conditional write; when it does not apply, the incident as it was tells why."""
     target = parse_status(status)
     note = clean_note(note)
     expected = versions_matching(if_match, incident_id) if if_match is not None else None
-    from_statuses = statuses_leading_to(target)
-    if not from_statuses:  # nothing may move back to `new`
-        return _explain_refusal(incident_id, store.get_incident(incident_id), target, expected)
-    entry = history_entry(now_iso(), target, note, by)
-    try:
-        return store.set_status(
-            incident_id, target, entry,
-            from_statuses=[str(s) for s in from_statuses],
-            expected_versions=expected,
-            once=_once(once, 200, None),
-        )
-    except ConditionFailed as failed:
-        return _explain_refusal(incident_id, failed.item, target, expected)
-    except AlreadyDone:
-        return get_incident(store, incident_id)
+    from_statuses = [str(s) for s in statuses_leading_to(target)]
+    at = now_iso()
+    for _ in range(MAX_ATTEMPTS):
+        entry = history_entry(at, target, note, by)
+        try:
+            if not from_statuses:  # nothing may move back to `new`: only the refusal to explain
+                raise ConditionFailed(store.get_incident_item(incident_id))
+            store.set_status(
+                incident_id, entry, from_statuses=from_statuses, expected_versions=expected,
+                refuse_if_key_taken=target == Status.IN_PROGRESS, once=_once(once, 200, None),
+                alarm=alarm,
+            )
+            return get_incident(store, incident_id)
+        except ConditionFailed as failed:
+            current = _explain_refusal(incident_id, failed.item, target, expected, from_statuses)
+            if current["status"] == target:
+                return get_incident(store, incident_id)  # same status: a no-op, nothing written
+            if current.get("dedup_successor") is not None and target == Status.IN_PROGRESS:
+                if _reopen_taking_key_back(store, current, entry, expected, once):
+                    return get_incident(store, incident_id)
+                continue
+            at = max(now_iso(), _just_after(current["last_entry_at"]))  # our clock is behind
+        except AlreadyDone:
+            return get_incident(store, incident_id)
+        except StaleEvent as stale:
+            raise StaleAlarmEvent(str(stale)) from None
+    raise Unavailable(f"incident #{incident_id} kept changing; try again")
 
 
 def _explain_refusal(
-    incident_id: int, current: dict | None, target: Status, expected: list[int] | None
+    incident_id: int, current: dict | None, target: Status, expected: list[int] | None,
+    from_statuses: list[str],
 ) -> dict[str, Any]:
+    """Raises what the refusal means; returns the incident when the write may be tried again
+    (or is a no-op)."""
     if current is None:
         raise IncidentNotFound(incident_id)
     if expected is not None and current["version"] not in expected:
         raise PreconditionFailed(current)
-    if current["status"] == target:
-        return current  # same status: a no-op, nothing written
-    raise TransitionNotAllowed(incident_id, current["status"], target, current)
+    if current["status"] != target and current["status"] not in from_statuses:
+        raise TransitionNotAllowed(incident_id, current["status"], target, current)
+    return current
+
+
+def _reopen_taking_key_back(store, current, entry, expected, once) -> bool:
+    """A resolved incident whose dedup_key passed to a newer incident: refused while the key's
+    holder is open; otherwise the key comes back with the reopen. False: try again."""
+    record = store.dedup_record(current["dedup_key"])
+    holder = record.incident_id if record is not None else None
+    if holder is not None and holder != current["id"]:
+        holding = store.get_incident_item(holder)
+        if holding is not None and holding["status"] in OPEN_STATUSES:
+            raise DedupKeyHeld(current["id"], current["dedup_key"], holder, current)
+    try:
+        store.reopen_taking_key_over(
+            current["id"], entry, dedup_key=current["dedup_key"],
+            successor=current["dedup_successor"], holder=holder, expected_versions=expected,
+            once=_once(once, 200, None),
+        )
+    except (DedupKeyTaken, ConditionFailed):
+        return False
+    return True
+
+
+def _just_after(at: str) -> str:
+    moment = datetime.fromisoformat(at.replace("Z", "+00:00")) + timedelta(milliseconds=1)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def list_incidents(
@@ -188,10 +286,11 @@ def list_incidents(
     """Newest first. Reads one item past the page to know whether another page follows."""
     filters = {"status": status and str(status), "source": source and str(source)}
     before = cursors.decode(cursor, filters) if cursor is not None else None
-    statuses = [str(status)] if status else [str(s) for s in Status]
-    found = store.newest(statuses, filters["source"], before, limit + 1)
+    statuses = [str(status)] if status else None
+    found = store.newest(statuses=statuses, source=filters["source"], before_key=before,
+                         count=limit + 1)
     page = found[:limit]
-    next_cursor = cursors.encode(page[-1]["created_key"], filters) if len(found) > limit else None
+    next_cursor = cursors.encode(created_key(page[-1]), filters) if len(found) > limit else None
     return Page(page, next_cursor)
 
 
@@ -208,7 +307,8 @@ def is_healthy(store: Store) -> bool:
 
 def list_open(store: Store, limit: int) -> list[dict[str, Any]]:
     """The newest open (new, in_progress) incidents, newest first."""
-    return store.newest([str(s) for s in OPEN_STATUSES], None, None, limit)
+    return store.newest(statuses=[str(s) for s in OPEN_STATUSES], source=None, before_key=None,
+                        count=limit)
 
 
 # --- alarm ingestion ---
@@ -219,49 +319,75 @@ ALARM_SOURCE = "monitoring"
 ALARM_BY = "cloudwatch"
 
 
-def ingest_alarm(store: Store, change: AlarmChange, event_key: str) -> dict[str, Any] | None:
+@dataclass(frozen=True)
+class Ingested:
+    """What an event did: `applied` (it changed an incident, or had nothing to change),
+    `duplicate` (a redelivery), `stale` (older than the last event applied for its alarm)."""
+
+    outcome: str
+    incident: dict[str, Any] | None = None
+
+
+def ingest_alarm(store: Store, change: AlarmChange, event_key: str) -> Ingested:
     """ALARM opens the alarm's incident (or counts one more occurrence on the open one), OK resolves
-    it, INSUFFICIENT_DATA changes nothing. Returns the alarm's incident; None when there is none
-    to change.
+    it, INSUFFICIENT_DATA changes nothing; each only if the event is newer than the last one
+    applied for that alarm (redeliveries and retries arrive late and out of order).
 
     `event_key` (the SNS MessageId or EventBridge event id) is stored in the same transaction as the
     change, so a redelivery of that event, even a concurrent one, changes nothing."""
     once = OnceKey(event_key)  # constant fingerprint: a redelivery replays instead of being refused
-    if change.state == "ALARM":
-        return open_incident(
-            store, description=change.description, source=ALARM_SOURCE, by=ALARM_BY,
-            dedup_key=change.dedup_key, once=once,
-        ).incident
-    if change.state == "OK":
-        return _resolve_for_alarm(store, change, once)
-    return None
+    if store.once_record(once.key) is not None:
+        return Ingested("duplicate")
+    try:
+        if change.state == "ALARM":
+            created = open_incident(
+                store, description=change.description, source=ALARM_SOURCE, by=ALARM_BY,
+                dedup_key=change.dedup_key, once=once, alarm_at=change.changed_at or now_iso(),
+            )
+            return Ingested("duplicate" if created.replayed else "applied", created.incident)
+        if change.state == "OK":
+            return Ingested("applied", _resolve_for_alarm(store, change, once))
+    except StaleAlarmEvent as stale:
+        logger.info("alarm event ignored as stale: %s", stale,
+                    extra={"alarm": change.alarm_name, "state": change.state})
+        return Ingested("stale")
+    return Ingested("applied")
 
 
 def _resolve_for_alarm(store: Store, change: AlarmChange, once: OnceKey) -> dict[str, Any] | None:
-    owner = store.dedup_owner(change.dedup_key)
-    current = store.get_incident(owner) if owner is not None else None
-    if current is None or current["status"] not in OPEN_STATUSES:
-        return None  # never opened, already resolved, or closed by an operator
-    try:
-        resolved = change_status(
-            store, owner, Status.RESOLVED, by=ALARM_BY, note=recovery_note(change), once=once
-        )
-    except TransitionNotAllowed:
-        return None  # an operator closed it between our read and our write
-    return resolved
+    """Resolve the alarm's open incident; none open: only remember the event's time."""
+    alarm = AlarmMark(change.dedup_key, change.changed_at or now_iso())
+    for _ in range(MAX_ATTEMPTS):
+        record = store.dedup_record(change.dedup_key)
+        if record is not None and record.alarm_at is not None and record.alarm_at >= alarm.at:
+            raise StaleAlarmEvent(f"alarm event at {alarm.at} is not newer than {record.alarm_at}")
+        owner = record.incident_id if record is not None else None
+        current = store.get_incident_item(owner) if owner is not None else None
+        try:
+            if current is None or current["status"] not in OPEN_STATUSES:
+                store.mark_alarm(alarm)  # never opened, already resolved, or closed by an operator
+                return None
+            return change_status(
+                store, owner, Status.RESOLVED, by=ALARM_BY, note=recovery_note(change),
+                once=once, alarm=alarm,
+            )
+        except (TransitionNotAllowed, DedupKeyTaken):
+            continue  # an operator closed it, or the key moved, between our read and our write
+        except StaleEvent as stale:
+            raise StaleAlarmEvent(str(stale)) from None
+    raise Unavailable(f"alarm {change.alarm_name!r} kept changing; will be retried")
 
 
-def ingest_cloudwatch(
-    store: Store, parsed: AlarmChange | PlainMessage, event_key: str
-) -> dict[str, Any] | None:
+def ingest_cloudwatch(store: Store, parsed: AlarmChange | PlainMessage, event_key: str) -> Ingested:
     if isinstance(parsed, AlarmChange):
         return ingest_alarm(store, parsed, event_key)
     return ingest_plain_message(store, parsed, event_key)
 
 
-def ingest_plain_message(store: Store, message: PlainMessage, event_key: str) -> dict[str, Any]:
+def ingest_plain_message(store: Store, message: PlainMessage, event_key: str) -> Ingested:
     """Anything else sent to the alarm topic becomes an incident, so nothing sent there is lost."""
-    return open_incident(
+    created = open_incident(
         store, description=message.description, source=ALARM_SOURCE, by=ALARM_BY,
         once=OnceKey(event_key),
-    ).incident
+    )
+    return Ingested("duplicate" if created.replayed else "applied", created.incident)

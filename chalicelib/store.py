@@ -1,10 +1,23 @@
 """The only module that knows DynamoDB: the table definition, reads and conditional writes.
 
-One table holds several kinds of item, told apart by the `pk` prefix:
-  incident#<id>   an incident (the only items carrying `status`, so the index is sparse)
-  counter#incident  the atomic id counter
-  dedup#<key>     which incident owns an open dedup_key
-  once#<key>      a processed Idempotency-Key or event id, with the response it produced
+One table, keyed by `pk` (the item collection) and `sk` (what the item is):
+
+  pk                 sk                      what
+  incident#<id>      incident                the incident (the only items with `status`, so every
+                                             index is sparse: it holds incidents and nothing else)
+  incident#<id>      history#<at>            one history entry; written in the same transaction as
+                                             the change it records, so nothing grows inside an item
+  counter#incident   counter                 the atomic id counter
+  dedup#<key>        dedup                   who owns a dedup_key, and the state-change time of the
+                                             last alarm event applied for it
+  once#<key>         once                    a processed Idempotency-Key or event id (24 h TTL)
+
+Three indexes, so that every list filter is one Query per partition read, newest first:
+  by_status         status            / created_key            ?status=
+  by_source         source            / created_key            ?source=, and no filter (3 sources)
+  by_status_source  status            / source_created         ?status=&source=
+`created_key` is "<created_at>#<zero-padded id>"; `source_created` is "<source>#<created_key>".
+Both are written once, at creation; a status change rewrites only `status`.
 """
 from __future__ import annotations
 
@@ -18,33 +31,44 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator, TypeVar
 
 import boto3
-from boto3.dynamodb.conditions import Attr, Key
-from boto3.dynamodb.types import TypeDeserializer
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.incidents import Unavailable
+from chalicelib.incidents import LimitExceeded, Source, Unavailable
 
 STATUS_INDEX = "by_status"
+SOURCE_INDEX = "by_source"
+STATUS_SOURCE_INDEX = "by_status_source"
 TTL_ATTRIBUTE = "expires_at"
+INCIDENT_SK = "incident"
+ENTRY_PREFIX = "history#"
+
+
+def _index(name: str, hash_key: str, range_key: str) -> dict[str, Any]:
+    return {
+        "IndexName": name,
+        "KeySchema": [
+            {"AttributeName": hash_key, "KeyType": "HASH"},
+            {"AttributeName": range_key, "KeyType": "RANGE"},
+        ],
+        "Projection": {"ProjectionType": "ALL"},
+    }
+
 
 TABLE_DEFINITION: dict[str, Any] = {
-    "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+    "KeySchema": [
+        {"AttributeName": "pk", "KeyType": "HASH"},
+        {"AttributeName": "sk", "KeyType": "RANGE"},
+    ],
     "AttributeDefinitions": [
-        {"AttributeName": "pk", "AttributeType": "S"},
-        {"AttributeName": "status", "AttributeType": "S"},
-        {"AttributeName": "created_key", "AttributeType": "S"},
+        {"AttributeName": name, "AttributeType": "S"}
+        for name in ("pk", "sk", "status", "source", "created_key", "source_created")
     ],
     "GlobalSecondaryIndexes": [
-        {
-            # Newest first within a status: created_key = "<created_at>#<zero-padded id>".
-            "IndexName": STATUS_INDEX,
-            "KeySchema": [
-                {"AttributeName": "status", "KeyType": "HASH"},
-                {"AttributeName": "created_key", "KeyType": "RANGE"},
-            ],
-            "Projection": {"ProjectionType": "ALL"},
-        }
+        _index(STATUS_INDEX, "status", "created_key"),
+        _index(SOURCE_INDEX, "source", "created_key"),
+        _index(STATUS_SOURCE_INDEX, "status", "source_created"),
     ],
     "BillingMode": "PAY_PER_REQUEST",
 }
@@ -64,7 +88,11 @@ _UNAVAILABLE_CODES = {
     "ResourceNotFoundException",
     "TransactionConflictException",
 }
-_COUNTER_KEY = "counter#incident"
+# What a request can still cause although every value was validated: an item or a transaction
+# over DynamoDB's size limits, an expression over its operand limits.
+_LIMIT_CODES = {"ValidationException", "ItemCollectionSizeLimitExceededException"}
+_COUNTER_KEY = {"pk": "counter#incident", "sk": "counter"}
+_serialize = TypeSerializer().serialize
 _deserialize = TypeDeserializer().deserialize
 
 T = TypeVar("T")
@@ -80,20 +108,28 @@ def create_table(client: Any, name: str) -> None:
     )
 
 
+# --- what a refused write means ---
+
+
 class DedupKeyTaken(Exception):
     """Another incident claimed the dedup_key between our read and our write."""
+
+
+class StaleEvent(Exception):
+    """An alarm event not newer than the last one applied for that alarm."""
 
 
 class AlreadyDone(Exception):
     """The once-key was recorded already; `record` is what was stored with it."""
 
     def __init__(self, record: dict[str, Any]) -> None:
-        super().__init__(record.get("pk"))
+        super().__init__("once-key recorded already")
         self.record = record
 
 
 class ConditionFailed(Exception):
-    """A conditional update did not apply; `item` is the item as it was (None: no item)."""
+    """A conditional write to an incident did not apply; `item` is the incident as it was
+    (None: no such incident), without its history."""
 
     def __init__(self, item: dict[str, Any] | None) -> None:
         super().__init__("condition failed")
@@ -102,7 +138,9 @@ class ConditionFailed(Exception):
 
 @dataclass(frozen=True)
 class Once:
-    """Makes a write happen at most once per key: stored in the same transaction as the write."""
+    """Makes a write happen at most once per key: stored in the same transaction as the write.
+    `body` is the incident the first response showed, without its history (rebuilt on replay
+    from the entries up to `body["history_upto"]`, which never change), so the record stays small."""
 
     key: str
     fingerprint: str
@@ -113,6 +151,7 @@ class Once:
     def item(self, now: float) -> dict[str, Any]:
         item = {
             "pk": f"once#{self.key}",
+            "sk": "once",
             "fingerprint": self.fingerprint,
             "status_code": self.status_code,
             TTL_ATTRIBUTE: int(now) + self.ttl_seconds,
@@ -122,16 +161,43 @@ class Once:
         return item
 
 
+@dataclass(frozen=True)
+class DedupRecord:
+    incident_id: int | None  # None: an alarm event was applied, but no incident opened yet
+    alarm_at: str | None
+
+
+@dataclass(frozen=True)
+class AlarmMark:
+    """Applies a write only if this alarm event is newer than the last applied one, and records it."""
+
+    dedup_key: str
+    at: str
+
+
+@dataclass
+class _Op:
+    """One item of a transaction, and what its refused condition means."""
+
+    kind: str  # Put, Update, ConditionCheck
+    params: dict[str, Any]
+    refused: Callable[[dict[str, Any] | None], Exception]
+
+
 def _translating_errors(method: Callable[..., T]) -> Callable[..., T]:
-    """Throttling past boto3's retries, or no answer at all, becomes the domain's Unavailable."""
+    """Throttling past boto3's retries, or no answer at all, becomes the domain's Unavailable;
+    a DynamoDB limit the request hit becomes LimitExceeded (a 4xx, never a 500)."""
 
     @functools.wraps(method)
     def wrapper(*args: Any, **kwargs: Any) -> T:
         try:
             return method(*args, **kwargs)
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in _UNAVAILABLE_CODES:
+            code = _code(error)
+            if code in _UNAVAILABLE_CODES:
                 raise Unavailable(str(error)) from error
+            if code in _LIMIT_CODES:
+                raise LimitExceeded(_limit_message(error)) from error
             raise
         except BotoCoreError as error:
             raise Unavailable(str(error)) from error
@@ -140,98 +206,167 @@ def _translating_errors(method: Callable[..., T]) -> Callable[..., T]:
 
 
 class Store:
-    def __init__(self, table: Any) -> None:
-        self._table = table
-        self._client = table.meta.client
+    def __init__(self, client: Any, table_name: str) -> None:
+        self._client = client
+        self.table_name = table_name
 
     @classmethod
     def from_environment(cls) -> "Store":
-        """Table from TABLE_NAME; endpoint and credentials from boto3's own chain
+        """Table from TABLE_NAME; endpoint and credentials from botocore's own chain
         (AWS_ENDPOINT_URL_DYNAMODB points it at a local server)."""
-        resource = boto3.resource("dynamodb", config=BOTO_CONFIG)
-        return cls(resource.Table(os.environ["TABLE_NAME"]))
+        return cls(boto3.client("dynamodb", config=BOTO_CONFIG), os.environ["TABLE_NAME"])
 
-    @property
-    def table_name(self) -> str:
-        return self._table.name
-
-    # reads
+    # --- reads ---
 
     @_translating_errors
     def ping(self) -> None:
-        self._table.get_item(Key={"pk": _COUNTER_KEY}, ProjectionExpression="pk")
+        self._client.get_item(TableName=self.table_name, Key=_key(_COUNTER_KEY),
+                              ProjectionExpression="pk")
 
     @_translating_errors
-    def get_incident(self, incident_id: int) -> dict[str, Any] | None:
-        response = self._table.get_item(Key={"pk": _incident_pk(incident_id)}, ConsistentRead=True)
-        item = response.get("Item")
-        return _incident_from_item(item) if item else None
+    def get_incident(self, incident_id: int, history: int = 100) -> dict[str, Any] | None:
+        """The incident with its `history` newest entries (oldest first), in one Query: the
+        incident item sorts after its entries, so a descending read starts with it."""
+        items = self._query_items({
+            "KeyConditionExpression": "pk = :pk AND sk <= :incident",
+            "ExpressionAttributeValues": _values({":pk": _incident_pk(incident_id),
+                                                  ":incident": INCIDENT_SK}),
+            "ScanIndexForward": False,
+            "ConsistentRead": True,
+        }, history + 1)
+        if not items or items[0]["sk"] != INCIDENT_SK:
+            return None
+        incident = _incident_from_item(items[0])
+        incident["history"] = [_entry_from_item(item) for item in reversed(items[1:])]
+        return incident
 
     @_translating_errors
-    def dedup_owner(self, dedup_key: str) -> int | None:
-        response = self._table.get_item(Key={"pk": _dedup_pk(dedup_key)}, ConsistentRead=True)
+    def get_incident_item(self, incident_id: int) -> dict[str, Any] | None:
+        """The incident without its history: one GetItem."""
+        response = self._client.get_item(
+            TableName=self.table_name, Key=_key(_incident_key(incident_id)), ConsistentRead=True
+        )
         item = response.get("Item")
-        return int(item["incident_id"]) if item else None
+        return _incident_from_item(_plain(item)) if item else None
+
+    @_translating_errors
+    def history_page(self, incident_id: int, after: str | None, count: int) -> list[dict[str, Any]]:
+        """Up to `count` history entries, oldest first, after the entry whose key is `after`.
+        Each entry carries its own `key` (the position a cursor holds)."""
+        params: dict[str, Any] = {
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+            "ExpressionAttributeValues": _values({":pk": _incident_pk(incident_id),
+                                                  ":prefix": ENTRY_PREFIX}),
+            "ConsistentRead": True,
+        }
+        if after is not None:
+            params["ExclusiveStartKey"] = _key({"pk": _incident_pk(incident_id), "sk": after})
+        return [{**_entry_from_item(item), "key": item["sk"]}
+                for item in self._query_items(params, count)]
+
+    @_translating_errors
+    def history_upto(self, incident_id: int, last_at: str, count: int) -> list[dict[str, Any]]:
+        """The `count` entries up to and including the one made at `last_at`, oldest first
+        (entries never change, so this is the history a response showed when it was the newest)."""
+        # "~" sorts after the "#n" suffixes the migration gave entries sharing one millisecond.
+        items = self._query_items({
+            "KeyConditionExpression": "pk = :pk AND sk BETWEEN :first AND :last",
+            "ExpressionAttributeValues": _values({":pk": _incident_pk(incident_id),
+                                                  ":first": ENTRY_PREFIX,
+                                                  ":last": f"{ENTRY_PREFIX}{last_at}~"}),
+            "ScanIndexForward": False,
+            "ConsistentRead": True,
+        }, count)
+        return [_entry_from_item(item) for item in reversed(items)]
+
+    @_translating_errors
+    def dedup_record(self, dedup_key: str) -> DedupRecord | None:
+        response = self._client.get_item(
+            TableName=self.table_name, Key=_key(_dedup_key(dedup_key)), ConsistentRead=True
+        )
+        item = response.get("Item")
+        return _dedup_from_item(_plain(item)) if item else None
 
     @_translating_errors
     def once_record(self, key: str) -> dict[str, Any] | None:
-        response = self._table.get_item(Key={"pk": f"once#{key}"}, ConsistentRead=True)
+        response = self._client.get_item(
+            TableName=self.table_name, Key=_key(_once_key(key)), ConsistentRead=True
+        )
         item = response.get("Item")
-        if not item or int(item[TTL_ATTRIBUTE]) < time.time():
+        if not item:
+            return None
+        record = _plain(item)
+        if int(record[TTL_ATTRIBUTE]) < time.time():
             return None  # TTL deletion lags; an expired record counts as absent
-        return _once_from_item(item)
+        return _once_from_item(record)
 
     @_translating_errors
     def newest(
-        self, statuses: list[str], source: str | None, before_key: str | None, count: int
+        self, *, statuses: list[str] | None, source: str | None, before_key: str | None, count: int
     ) -> list[dict[str, Any]]:
-        """Up to `count` incidents of the given statuses, newest first, older than `before_key`.
+        """Up to `count` incidents, newest first, created before `before_key` (a created_key).
 
-        One Query per status, merged by created_key; a further page of a status is read only
-        when the merge reaches its end (a source filter can leave a page short).
-        """
-        per_status = [
-            self._newest_of_status(status, source, before_key, count) for status in statuses
+        One Query per partition the filters name, each reading at most `count` items, merged by
+        created_key; a partition is read further only when the merge reaches the end of what it
+        returned (a 1 MB page). Never a filter expression: nothing is read that is not returned,
+        but for at most the one item that ends a source's run in by_status_source."""
+        partitions = [
+            self._newest_in(partition, before_key, count)
+            for partition in _partitions(statuses, source)
         ]
-        merged = heapq.merge(*per_status, key=lambda item: item["created_key"], reverse=True)
+        merged = heapq.merge(*partitions, key=lambda item: item["created_key"], reverse=True)
         return [_incident_from_item(item) for item in itertools.islice(merged, count)]
 
-    def _newest_of_status(
-        self, status: str, source: str | None, before_key: str | None, count: int
-    ) -> Iterator[dict[str, Any]]:
-        condition = Key("status").eq(status)
-        if before_key is not None:
-            condition = condition & Key("created_key").lt(before_key)
-        query: dict[str, Any] = {
-            "IndexName": STATUS_INDEX,
+    def _newest_in(self, partition: "_Partition", before_key: str | None,
+                   count: int) -> Iterator[dict[str, Any]]:
+        values = {":hash": partition.value}
+        names = {"#hash": partition.hash_attribute}
+        condition = "#hash = :hash"
+        if before_key is not None or partition.prefix:
+            values[":below"] = partition.prefix + before_key if before_key else _prefix_end(partition.prefix)
+            names["#range"] = partition.range_attribute
+            condition += " AND #range < :below"
+        params = {
+            "IndexName": partition.index,
             "KeyConditionExpression": condition,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": _values(values),
             "ScanIndexForward": False,
-            "Limit": count,
         }
-        if source is not None:
-            query["FilterExpression"] = Attr("source").eq(source)
-        for page in self._query_pages(query):
-            yield from page
+        for item in self._query_pages(params, count):
+            if not item[partition.range_attribute].startswith(partition.prefix):
+                return  # the run of this source within the status has ended
+            yield item
 
-    def _query_pages(self, query: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
-        while True:
-            response = self._table.query(**query)
-            yield response["Items"]
+    def _query_items(self, params: dict[str, Any], count: int) -> list[dict[str, Any]]:
+        return list(self._query_pages(params, count))
+
+    def _query_pages(self, params: dict[str, Any], count: int) -> Iterator[dict[str, Any]]:
+        """Items of a Query, at most `count` read in all; a further call only when DynamoDB
+        cut a page at 1 MB."""
+        params = {"TableName": self.table_name, **params}
+        remaining = count
+        while remaining > 0:
+            response = self._client.query(**params, Limit=remaining)
+            items = response["Items"]
+            remaining -= len(items)
+            yield from (_plain(item) for item in items)
             if "LastEvaluatedKey" not in response:
                 return
-            query = {**query, "ExclusiveStartKey": response["LastEvaluatedKey"]}
+            params["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
-    # writes
+    # --- writes ---
 
     @_translating_errors
     def allocate_id(self) -> int:
-        response = self._table.update_item(
-            Key={"pk": _COUNTER_KEY},
+        response = self._client.update_item(
+            TableName=self.table_name,
+            Key=_key(_COUNTER_KEY),
             UpdateExpression="ADD last_id :one",
-            ExpressionAttributeValues={":one": 1},
+            ExpressionAttributeValues=_values({":one": 1}),
             ReturnValues="UPDATED_NEW",
         )
-        return int(response["Attributes"]["last_id"])
+        return int(_deserialize(response["Attributes"]["last_id"]))
 
     @_translating_errors
     def insert_incident(
@@ -240,155 +375,275 @@ class Store:
         *,
         replaces_dedup_owner: int | None = None,
         once: Once | None = None,
+        alarm: AlarmMark | None = None,
     ) -> None:
-        """Put a new incident; with a dedup_key, claim it (taking it over from
-        `replaces_dedup_owner`, a closed or resolved incident, when given), all in one transaction."""
-        puts = [
-            {
-                "TableName": self.table_name,
-                "Item": _item_from_incident(incident),
-                "ConditionExpression": "attribute_not_exists(pk)",
-            }
+        """Put a new incident and its first history entry; with a dedup_key, claim it, all in
+        one transaction. Taking the key over from `replaces_dedup_owner` (resolved or closed)
+        also marks that incident, so it can no longer be reopened while this one holds the key."""
+        (entry,) = incident["history"]
+        ops = [
+            _Op("Put", {"Item": _item_from_incident(incident),
+                        "ConditionExpression": "attribute_not_exists(pk)"},
+                lambda old: ConditionFailed(None)),
+            self._entry_put(incident["id"], entry),
         ]
         if incident.get("dedup_key") is not None:
-            puts.append(self._dedup_claim(incident, replaces_dedup_owner))
+            ops.append(self._dedup_claim(incident["dedup_key"], incident["id"],
+                                         replaces_dedup_owner, alarm))
+            if replaces_dedup_owner is not None:
+                ops.append(self._mark_successor(replaces_dedup_owner, incident["id"]))
         if once is not None:
-            puts.append(self._once_put(once))
-        self._transact([{"Put": put} for put in puts])
-
-    def _dedup_claim(self, incident: dict[str, Any], previous_owner: int | None) -> dict[str, Any]:
-        put: dict[str, Any] = {
-            "TableName": self.table_name,
-            "Item": {"pk": _dedup_pk(incident["dedup_key"]), "incident_id": incident["id"]},
-            "ConditionExpression": "attribute_not_exists(pk)",
-        }
-        if previous_owner is not None:
-            put["ConditionExpression"] += " OR incident_id = :previous"
-            put["ExpressionAttributeValues"] = {":previous": previous_owner}
-        return put
-
-    def _once_put(self, once: Once) -> dict[str, Any]:
-        now = time.time()
-        return {
-            "TableName": self.table_name,
-            "Item": once.item(now),
-            "ConditionExpression": f"attribute_not_exists(pk) OR {TTL_ATTRIBUTE} < :now",
-            "ExpressionAttributeValues": {":now": int(now)},
-            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-        }
+            ops.append(self._once_put(once))
+        self._transact(ops)
 
     @_translating_errors
     def add_occurrence(
         self, incident_id: int, dedup_key: str, at: str, *, once: Once | None = None,
-        expected_version: int | None = None,
-    ) -> dict[str, Any] | None:
-        """Count one more report on an open incident owning dedup_key; None when it is no longer open."""
-        update: dict[str, Any] = {
-            "Key": {"pk": _incident_pk(incident_id)},
+        expected_version: int | None = None, alarm: AlarmMark | None = None,
+    ) -> bool:
+        """Count one more report on an open incident owning dedup_key; False when it is no
+        longer open (or no longer at `expected_version`)."""
+        condition = "#status IN (:new, :in_progress) AND dedup_key = :key"
+        values: dict[str, Any] = {":one": 1, ":at": at, ":new": "new",
+                                  ":in_progress": "in_progress", ":key": dedup_key}
+        if expected_version is not None:
+            condition += " AND version = :version"
+            values[":version"] = expected_version
+        update = _Op("Update", {
+            "Key": _key(_incident_key(incident_id)),
             "UpdateExpression": "SET occurrences = occurrences + :one, updated_at = :at, "
             "version = version + :one",
-            "ConditionExpression": "#status IN (:new, :in_progress) AND dedup_key = :key",
+            "ConditionExpression": condition,
             "ExpressionAttributeNames": {"#status": "status"},
-            "ExpressionAttributeValues": {
-                ":one": 1, ":at": at, ":new": "new", ":in_progress": "in_progress", ":key": dedup_key,
-            },
-        }
-        if expected_version is not None:
-            update["ConditionExpression"] += " AND version = :version"
-            update["ExpressionAttributeValues"][":version"] = expected_version
+            "ExpressionAttributeValues": _values(values),
+        }, lambda old: ConditionFailed(old))
+        ops = [update]
+        if alarm is not None:
+            ops.append(self._alarm_mark(alarm, owner=incident_id))
+        if once is not None:
+            ops.append(self._once_put(once))
         try:
-            return self._update(update, once)
+            self._transact(ops)
         except ConditionFailed:
-            return None
+            return False
+        return True
 
     @_translating_errors
     def set_status(
         self,
         incident_id: int,
-        status: str,
         entry: dict[str, Any],
         *,
         from_statuses: list[str],
         expected_versions: list[int] | None = None,
+        refuse_if_key_taken: bool = False,
         once: Once | None = None,
-    ) -> dict[str, Any]:
-        """One conditional UpdateItem: applies only from `from_statuses` (and a matching version).
-        Raises ConditionFailed carrying the item as it was, so the caller can tell why."""
-        names = {"#status": "status"}
-        values: dict[str, Any] = {":to": status, ":at": entry["at"], ":entry": [entry], ":one": 1}
+        alarm: AlarmMark | None = None,
+    ) -> None:
+        """One transaction: the incident moves to entry["status"] only from `from_statuses`
+        (and a matching version, and while the entry is newer than its last one), and the entry
+        is stored beside it. Raises ConditionFailed carrying the incident as it was, so the caller
+        can tell why without reading it first."""
+        values: dict[str, Any] = {":to": entry["status"], ":at": entry["at"], ":one": 1}
         condition = f"#status IN ({_placeholders(values, 'from', from_statuses)})"
+        condition += " AND last_entry_at < :at"
         if expected_versions:
             condition += f" AND version IN ({_placeholders(values, 'v', expected_versions)})"
         elif expected_versions is not None:
             # An If-Match naming no version of this incident can never match.
             condition += " AND version = :never"
             values[":never"] = -1
-        update = {
-            "Key": {"pk": _incident_pk(incident_id)},
-            "UpdateExpression": "SET #status = :to, updated_at = :at, "
-            "history = list_append(history, :entry), version = version + :one",
+        if refuse_if_key_taken:
+            condition += " AND attribute_not_exists(dedup_successor)"
+        sets = ["#status = :to", "updated_at = :at", "last_entry_at = :at",
+                "version = version + :one", "history_count = history_count + :one",
+                "acknowledged_at = if_not_exists(acknowledged_at, :at)"]
+        if entry["status"] in ("resolved", "closed"):
+            sets.append("resolved_at = if_not_exists(resolved_at, :at)")
+        ops = [
+            _Op("Update", {
+                "Key": _key(_incident_key(incident_id)),
+                "UpdateExpression": "SET " + ", ".join(sets),
+                "ConditionExpression": condition,
+                "ExpressionAttributeNames": {"#status": "status"},
+                "ExpressionAttributeValues": _values(values),
+            }, lambda old: ConditionFailed(old)),
+            self._entry_put(incident_id, entry),
+        ]
+        if alarm is not None:
+            ops.append(self._alarm_mark(alarm, owner=incident_id))
+        if once is not None:
+            ops.append(self._once_put(once))
+        self._transact(ops)
+
+    @_translating_errors
+    def reopen_taking_key_over(
+        self, incident_id: int, entry: dict[str, Any], *, dedup_key: str, successor: int,
+        holder: int, expected_versions: list[int] | None, once: Once | None = None,
+    ) -> None:
+        """Reopen an incident whose dedup_key passed to `successor` and is now held by `holder`,
+        neither of them open: the key comes back to it, and `holder` is marked in its turn."""
+        values: dict[str, Any] = {":to": entry["status"], ":at": entry["at"], ":one": 1,
+                                  ":resolved": "resolved", ":successor": successor}
+        condition = ("#status = :resolved AND last_entry_at < :at "
+                     "AND dedup_successor = :successor")
+        if expected_versions is not None:
+            condition += f" AND version IN ({_placeholders(values, 'v', expected_versions or [-1])})"
+        ops = [
+            _Op("Update", {
+                "Key": _key(_incident_key(incident_id)),
+                "UpdateExpression": "SET #status = :to, updated_at = :at, last_entry_at = :at, "
+                "version = version + :one, history_count = history_count + :one "
+                "REMOVE dedup_successor",
+                "ConditionExpression": condition,
+                "ExpressionAttributeNames": {"#status": "status"},
+                "ExpressionAttributeValues": _values(values),
+            }, lambda old: ConditionFailed(old)),
+            self._entry_put(incident_id, entry),
+            self._dedup_claim(dedup_key, incident_id, holder, None),
+            self._mark_successor(holder, incident_id),
+        ]
+        if once is not None:
+            ops.append(self._once_put(once))
+        self._transact(ops)
+
+    @_translating_errors
+    def mark_alarm(self, alarm: AlarmMark) -> None:
+        """Record an applied alarm event that changed no incident (an OK with nothing open), so
+        that an older event delivered later is recognised as stale."""
+        self._transact([self._alarm_mark(alarm, owner=None)])
+
+    # --- transaction items ---
+
+    def _entry_put(self, incident_id: int, entry: dict[str, Any]) -> _Op:
+        # Unconditional: the incident's own condition (last_entry_at < at) already makes the key new.
+        return _Op("Put", {
+            "Item": {"pk": _incident_pk(incident_id), "sk": ENTRY_PREFIX + entry["at"], "entry": entry},
+        }, lambda old: ConditionFailed(None))
+
+    def _dedup_claim(self, dedup_key: str, incident_id: int, previous_owner: int | None,
+                     alarm: AlarmMark | None) -> _Op:
+        values: dict[str, Any] = {":id": incident_id}
+        sets = ["incident_id = :id"]
+        if previous_owner is None:
+            condition = "attribute_not_exists(incident_id)"
+        else:
+            condition = "incident_id = :previous"
+            values[":previous"] = previous_owner
+        if alarm is not None:
+            condition = f"({condition}) AND (attribute_not_exists(alarm_at) OR alarm_at < :alarm_at)"
+            values[":alarm_at"] = alarm.at
+            sets.append("alarm_at = :alarm_at")
+        return _Op("Update", {
+            "Key": _key(_dedup_key(dedup_key)),
+            "UpdateExpression": "SET " + ", ".join(sets),
             "ConditionExpression": condition,
-            "ExpressionAttributeNames": names,
-            "ExpressionAttributeValues": values,
-        }
-        return self._update(update, once)
+            "ExpressionAttributeValues": _values(values),
+        }, functools.partial(_refused_dedup, alarm))
 
-    def _update(self, update: dict[str, Any], once: Once | None) -> dict[str, Any]:
-        if once is None:
-            try:
-                response = self._table.update_item(
-                    **update, ReturnValues="ALL_NEW", ReturnValuesOnConditionCheckFailure="ALL_OLD"
-                )
-            except ClientError as error:
-                if _code(error) != "ConditionalCheckFailedException":
-                    raise
-                old = error.response.get("Item")
-                raise ConditionFailed(_incident_from_low_level(old) if old else None) from None
-            return _incident_from_item(response["Attributes"])
-        self._transact([
-            {"Update": {"TableName": self.table_name, **update,
-                        "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}},
-            {"Put": self._once_put(once)},
-        ])
-        incident = self._table.get_item(Key=update["Key"], ConsistentRead=True)["Item"]
-        return _incident_from_item(incident)
+    def _alarm_mark(self, alarm: AlarmMark, owner: int | None) -> _Op:
+        condition = "(attribute_not_exists(alarm_at) OR alarm_at < :alarm_at)"
+        values: dict[str, Any] = {":alarm_at": alarm.at}
+        if owner is not None:
+            condition += " AND incident_id = :owner"
+            values[":owner"] = owner
+        return _Op("Update", {
+            "Key": _key(_dedup_key(alarm.dedup_key)),
+            "UpdateExpression": "SET alarm_at = :alarm_at",
+            "ConditionExpression": condition,
+            "ExpressionAttributeValues": _values(values),
+        }, functools.partial(_refused_dedup, alarm))
 
-    def _transact(self, items: list[dict[str, Any]]) -> None:
-        if len(items) == 1 and "Put" in items[0]:
-            self._put_single(items[0]["Put"])
+    def _mark_successor(self, incident_id: int, successor: int) -> _Op:
+        return _Op("Update", {
+            "Key": _key(_incident_key(incident_id)),
+            "UpdateExpression": "SET dedup_successor = :successor",
+            "ConditionExpression": "#status IN (:resolved, :closed)",
+            "ExpressionAttributeNames": {"#status": "status"},
+            "ExpressionAttributeValues": _values(
+                {":successor": successor, ":resolved": "resolved", ":closed": "closed"}
+            ),
+        }, lambda old: DedupKeyTaken("previous owner reopened"))
+
+    def _once_put(self, once: Once) -> _Op:
+        now = time.time()
+        return _Op("Put", {
+            "Item": once.item(now),
+            "ConditionExpression": f"attribute_not_exists(pk) OR {TTL_ATTRIBUTE} < :now",
+            "ExpressionAttributeValues": _values({":now": int(now)}),
+        }, lambda old: AlreadyDone(_once_from_item(old or {})))
+
+    def _transact(self, ops: list[_Op]) -> None:
+        """One write: a single conditional call when there is one item, else one transaction.
+        A refused condition raises what that item's `refused` makes of the item as it was."""
+        if len(ops) == 1:
+            self._write_single(ops[0])
             return
+        items = [
+            {op.kind: {"TableName": self.table_name, **_serialized_params(op),
+                       "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}
+            for op in ops
+        ]
         try:
             self._client.transact_write_items(TransactItems=items)
         except ClientError as error:
             if _code(error) != "TransactionCanceledException":
                 raise
-            self._explain_cancellation(items, error)
+            self._explain_cancellation(ops, error)
 
-    def _put_single(self, put: dict[str, Any]) -> None:
-        arguments = {k: v for k, v in put.items() if k != "TableName"}
+    def _write_single(self, op: _Op) -> None:
+        call = {"Put": self._client.put_item, "Update": self._client.update_item}[op.kind]
         try:
-            self._table.put_item(**arguments)
+            call(TableName=self.table_name, **_serialized_params(op),
+                 ReturnValuesOnConditionCheckFailure="ALL_OLD")
         except ClientError as error:
             if _code(error) != "ConditionalCheckFailedException":
                 raise
-            raise ConditionFailed(None) from None
+            old = error.response.get("Item")
+            raise op.refused(_plain(old) if old else None) from None
 
-    def _explain_cancellation(self, items: list[dict[str, Any]], error: ClientError) -> None:
+    def _explain_cancellation(self, ops: list[_Op], error: ClientError) -> None:
         reasons = error.response.get("CancellationReasons", [])
-        for item, reason in zip(items, reasons):
-            if reason.get("Code") != "ConditionalCheckFailed":
-                continue
-            pk = (item.get("Put") or {}).get("Item", {}).get("pk", "")
-            old = reason.get("Item")
-            if pk.startswith("once#"):
-                raise AlreadyDone(_once_from_item(_plain(old))) from None
-            if pk.startswith("dedup#"):
-                raise DedupKeyTaken(pk) from None
-            if "Update" in item:
-                raise ConditionFailed(_incident_from_low_level(old) if old else None) from None
-            raise ConditionFailed(None) from None
-        codes = ", ".join(r.get("Code", "?") for r in reasons)
-        raise Unavailable(f"transaction cancelled: {codes}") from error
+        for op, reason in zip(ops, reasons):
+            if reason.get("Code") == "ConditionalCheckFailed":
+                old = reason.get("Item")
+                raise op.refused(_plain(old) if old else None) from None
+        codes = [reason.get("Code", "?") for reason in reasons]
+        if "ValidationError" in codes:
+            messages = "; ".join(r.get("Message", "") for r in reasons if r.get("Code") == "ValidationError")
+            raise LimitExceeded(f"the change exceeds a DynamoDB limit: {messages}") from error
+        raise Unavailable(f"transaction cancelled: {', '.join(codes)}") from error
+
+
+def _refused_dedup(alarm: AlarmMark | None, old: dict[str, Any] | None) -> Exception:
+    if alarm is not None and old is not None and old.get("alarm_at", "") >= alarm.at:
+        return StaleEvent(f"alarm event at {alarm.at} is not newer than {old['alarm_at']}")
+    return DedupKeyTaken("dedup key changed hands")
+
+
+@dataclass(frozen=True)
+class _Partition:
+    index: str
+    hash_attribute: str
+    value: str
+    range_attribute: str = "created_key"
+    prefix: str = ""
+
+
+def _partitions(statuses: list[str] | None, source: str | None) -> list[_Partition]:
+    if statuses is None and source is None:
+        return [_Partition(SOURCE_INDEX, "source", str(s)) for s in Source]
+    if statuses is None:
+        return [_Partition(SOURCE_INDEX, "source", source)]
+    if source is None:
+        return [_Partition(STATUS_INDEX, "status", status) for status in statuses]
+    return [_Partition(STATUS_SOURCE_INDEX, "status", status, "source_created", f"{source}#")
+            for status in statuses]
+
+
+def _prefix_end(prefix: str) -> str:
+    """The smallest string above every string starting with `prefix` ("x#" -> "x$")."""
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
 
 def _placeholders(values: dict[str, Any], prefix: str, items: list[Any]) -> str:
@@ -398,40 +653,84 @@ def _placeholders(values: dict[str, Any], prefix: str, items: list[Any]) -> str:
     return ", ".join(names)
 
 
+def _serialized_params(op: _Op) -> dict[str, Any]:
+    params = dict(op.params)
+    if "Item" in params:
+        params["Item"] = _key(params["Item"])
+    return params
+
+
 def _code(error: ClientError) -> str:
     return error.response.get("Error", {}).get("Code", "")
+
+
+def _limit_message(error: ClientError) -> str:
+    message = error.response.get("Error", {}).get("Message", "")
+    return f"the request exceeds a DynamoDB limit ({message}); send less data"
+
+
+def _key(item: dict[str, Any]) -> dict[str, Any]:
+    return {name: _serialize(value) for name, value in item.items()}
+
+
+_values = _key
+
+
+def _plain(low_level: dict[str, Any]) -> dict[str, Any]:
+    return {name: _deserialize(value) for name, value in low_level.items()}
 
 
 def _incident_pk(incident_id: int) -> str:
     return f"incident#{incident_id}"
 
 
-def _dedup_pk(dedup_key: str) -> str:
-    return f"dedup#{dedup_key}"
+def _incident_key(incident_id: int) -> dict[str, str]:
+    return {"pk": _incident_pk(incident_id), "sk": INCIDENT_SK}
+
+
+def _dedup_key(dedup_key: str) -> dict[str, str]:
+    return {"pk": f"dedup#{dedup_key}", "sk": "dedup"}
+
+
+def _once_key(key: str) -> dict[str, str]:
+    return {"pk": f"once#{key}", "sk": "once"}
 
 
 def created_key(incident: dict[str, Any]) -> str:
     return f"{incident['created_at']}#{incident['id']:020d}"
 
 
+_INDEX_ONLY = ("pk", "sk", "created_key", "source_created", "dedup_successor")
+_INTEGERS = ("id", "occurrences", "version", "history_count")
+
+
 def _item_from_incident(incident: dict[str, Any]) -> dict[str, Any]:
-    return {"pk": _incident_pk(incident["id"]), "created_key": created_key(incident), **incident}
+    key = created_key(incident)
+    fields = {k: v for k, v in incident.items() if k != "history"}
+    last = incident["history"][-1]["at"] if incident.get("history") else incident["updated_at"]
+    return {**_incident_key(incident["id"]), "created_key": key,
+            "source_created": f"{incident['source']}#{key}", "last_entry_at": last,
+            **fields}
 
 
 def _incident_from_item(item: dict[str, Any]) -> dict[str, Any]:
-    incident = {k: v for k, v in item.items() if k != "pk"}
-    for field in ("id", "occurrences", "version"):
-        incident[field] = int(incident[field])
+    incident = {k: v for k, v in item.items() if k not in _INDEX_ONLY}
+    for name in _INTEGERS:
+        incident[name] = int(incident[name])
     incident.setdefault("dedup_key", None)
+    if "dedup_successor" in item:
+        incident["dedup_successor"] = int(item["dedup_successor"])
     return incident
 
 
-def _plain(low_level: dict[str, Any] | None) -> dict[str, Any]:
-    return {k: _deserialize(v) for k, v in (low_level or {}).items()}
+def _entry_from_item(item: dict[str, Any]) -> dict[str, Any]:
+    entry = item["entry"]
+    return {"at": entry["at"], "status": entry["status"], "note": entry.get("note"), "by": entry["by"]}
 
 
-def _incident_from_low_level(item: dict[str, Any]) -> dict[str, Any]:
-    return _incident_from_item(_plain(item))
+def _dedup_from_item(item: dict[str, Any]) -> DedupRecord:
+    owner = item.get("incident_id")
+    return DedupRecord(int(owner) if owner is not None else None, item.get("alarm_at"))
 
 
 def _once_from_item(item: dict[str, Any]) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """Shared fixtures: fake AWS credentials, moto with the app's own table, and Chalice's test client."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import threading
 from pathlib import Path
@@ -74,6 +75,17 @@ def dynamodb(aws_credentials: None, atomic_moto: None) -> Any:
         default_store.cache_clear()
         yield client
         default_store.cache_clear()
+
+
+@pytest.fixture
+def fast_moto() -> Any:
+    """moto answering as it always does, but without copying the whole table for every
+    transaction (bench/fast_moto.py; tests/test_bench_smoke.py holds it to the same answers)."""
+    spec = importlib.util.spec_from_file_location("fast_moto", ROOT / "bench" / "fast_moto.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with module.fast_moto():
+        yield
 
 
 @pytest.fixture

@@ -27,16 +27,35 @@ def payload(name: str) -> dict[str, Any]:
     return json.loads((PAYLOADS / name).read_text(encoding="utf-8"))
 
 
-def sns(name: str, message_id: str | None = None) -> dict[str, Any]:
-    """An SNS delivery from a fixture; a new MessageId makes it another notification, not a redelivery."""
+# Later state changes of the fixtures' alarm (the fixtures: ALARM 10:15:30, OK 10:42:05).
+FIRED_AGAIN_AT = "2026-11-23T10:50:00.000+0000"
+FIRED_LATER_AT = "2026-11-23T11:20:00.000+0000"
+
+
+def sns(name: str, message_id: str | None = None, at: str | None = None) -> dict[str, Any]:
+    """An SNS delivery from a fixture; a new MessageId makes it another notification, not a
+    redelivery; `at` is the alarm's StateChangeTime (a later state change of the same alarm)."""
     event = payload(name)
     if message_id is not None:
         event["Records"][0]["Sns"]["MessageId"] = message_id
+    if at is not None:
+        message = json.loads(event["Records"][0]["Sns"]["Message"])
+        message["StateChangeTime"] = at
+        event["Records"][0]["Sns"]["Message"] = json.dumps(message)
     return event
 
 
-def sns_record(name: str, message_id: str | None = None) -> dict[str, Any]:
-    return sns(name, message_id)["Records"][0]
+def eventbridge(name: str, event_id: str | None = None, at: str | None = None) -> dict[str, Any]:
+    event = payload(name)
+    if event_id is not None:
+        event["id"] = event_id
+    if at is not None:
+        event["detail"]["state"]["timestamp"] = at
+    return event
+
+
+def sns_record(name: str, message_id: str | None = None, at: str | None = None) -> dict[str, Any]:
+    return sns(name, message_id, at)["Records"][0]
 
 
 def sns_message(name: str) -> dict[str, Any]:
@@ -44,9 +63,10 @@ def sns_message(name: str) -> dict[str, Any]:
 
 
 def incidents(api: Any) -> list[dict[str, Any]]:
+    """Every incident, newest first, each as GET /incidents/{id} shows it (with its history)."""
     response = api.get("/incidents")
     assert response.status_code == 200, response.body
-    return response.json_body["items"]
+    return [incident(api, item["id"]) for item in response.json_body["items"]]
 
 
 def incident(api: Any, incident_id: int) -> dict[str, Any]:
@@ -96,7 +116,8 @@ def test_the_same_alarm_firing_again_counts_an_occurrence_instead_of_opening_ano
     client, api
 ):
     client.lambda_.invoke(SNS, sns("sns_alarm_record.json"))
-    client.lambda_.invoke(SNS, sns("sns_alarm_record.json", message_id="second-notification"))
+    client.lambda_.invoke(SNS, sns("sns_alarm_record.json", message_id="second-notification",
+                                   at=FIRED_AGAIN_AT))
 
     [only] = incidents(api)
     assert only["id"] == 1
@@ -130,7 +151,7 @@ def test_an_operator_working_on_the_incident_still_sees_it_resolved_when_the_ala
 def test_an_alarm_after_recovery_opens_a_new_incident(client, api):
     client.lambda_.invoke(SNS, sns("sns_alarm_record.json"))
     client.lambda_.invoke(SNS, sns("sns_ok_record.json"))
-    client.lambda_.invoke(SNS, sns("sns_alarm_record.json", message_id="fired-again"))
+    client.lambda_.invoke(SNS, sns("sns_alarm_record.json", message_id="fired-again", at=FIRED_AGAIN_AT))
 
     newest, first = incidents(api)
     assert (first["id"], first["status"]) == (1, "resolved")
@@ -190,8 +211,9 @@ def test_a_redelivered_alarm_opens_nothing_and_counts_nothing(client, api):
 
 def test_a_redelivered_repeat_alarm_counts_its_occurrence_once(client, api):
     client.lambda_.invoke(SNS, sns("sns_alarm_record.json"))
-    client.lambda_.invoke(SNS, sns("sns_alarm_record.json", message_id="second-notification"))
-    client.lambda_.invoke(SNS, sns("sns_alarm_record.json", message_id="second-notification"))
+    repeat = sns("sns_alarm_record.json", message_id="second-notification", at=FIRED_AGAIN_AT)
+    client.lambda_.invoke(SNS, repeat)
+    client.lambda_.invoke(SNS, repeat)
 
     assert incident(api, 1)["occurrences"] == 2
 
@@ -207,7 +229,7 @@ def test_a_redelivered_recovery_adds_no_second_history_entry(client, api):
 def test_a_late_redelivered_recovery_does_not_resolve_the_alarms_next_incident(client, api):
     client.lambda_.invoke(SNS, sns("sns_alarm_record.json"))
     client.lambda_.invoke(SNS, sns("sns_ok_record.json"))
-    client.lambda_.invoke(SNS, sns("sns_alarm_record.json", message_id="fired-again"))
+    client.lambda_.invoke(SNS, sns("sns_alarm_record.json", message_id="fired-again", at=FIRED_AGAIN_AT))
 
     client.lambda_.invoke(SNS, sns("sns_ok_record.json"))
 
@@ -228,7 +250,7 @@ def test_concurrent_redeliveries_of_an_alarm_open_exactly_one_incident_once(stor
 
 def test_concurrent_redeliveries_of_a_repeat_alarm_count_one_occurrence(store, api):
     on_alarm_notification(sns("sns_alarm_record.json"), None)
-    repeat = sns("sns_alarm_record.json", message_id="second-notification")
+    repeat = sns("sns_alarm_record.json", message_id="second-notification", at=FIRED_AGAIN_AT)
 
     errors = in_parallel(lambda: on_alarm_notification(copy.deepcopy(repeat), None))
 
@@ -339,7 +361,7 @@ def test_a_store_failure_raises_so_lambda_retries_and_the_retry_stores_the_alarm
 
 @pytest.mark.parametrize("code", ["ThrottlingException", "AccessDeniedException"])
 def test_a_dynamodb_error_raises_from_the_handler_and_writes_nothing(client, api, store, code):
-    stubber = Stubber(store._table.meta.client)
+    stubber = Stubber(store._client)
     stubber.add_client_error("get_item", service_error_code=code, http_status_code=400)
 
     with stubber, pytest.raises((Unavailable, ClientError)):
@@ -434,9 +456,89 @@ def test_eventbridge_insufficient_data_changes_nothing(client, api):
     assert incidents(api) == [before]
 
 
-def test_one_alarm_reported_by_both_sns_and_eventbridge_counts_twice_on_one_incident(client, api):
+def test_one_state_change_reported_by_both_sns_and_eventbridge_counts_once(client, api):
     client.lambda_.invoke(SNS, sns("sns_alarm_record.json"))
-    client.lambda_.invoke(EVENTBRIDGE, payload("eventbridge_alarm.json"))
+    client.lambda_.invoke(EVENTBRIDGE, payload("eventbridge_alarm.json"))  # same StateChangeTime
+
+    [only] = incidents(api)
+    assert only["occurrences"] == 1
+
+
+def test_a_later_firing_reported_through_eventbridge_counts_on_the_sns_incident(client, api):
+    client.lambda_.invoke(SNS, sns("sns_alarm_record.json"))
+    client.lambda_.invoke(EVENTBRIDGE, eventbridge("eventbridge_alarm.json", "fired-again", FIRED_AGAIN_AT))
 
     [only] = incidents(api)
     assert only["occurrences"] == 2
+
+
+# Out of order: Lambda retries and SNS redeliveries arrive late
+
+SNS_ORDER = [("ALARM", "sns_alarm_record.json"), ("OK", "sns_ok_record.json")]
+
+
+def deliver(client: Any, handler: str, state: str, at: str, event_id: str) -> None:
+    if handler == SNS:
+        name = "sns_alarm_record.json" if state == "ALARM" else "sns_ok_record.json"
+        client.lambda_.invoke(SNS, sns(name, message_id=event_id, at=at))
+    else:
+        name = "eventbridge_alarm.json" if state == "ALARM" else "eventbridge_ok.json"
+        client.lambda_.invoke(EVENTBRIDGE, eventbridge(name, event_id, at))
+
+
+@pytest.mark.parametrize("handler", [SNS, EVENTBRIDGE])
+def test_an_alarm_older_than_the_recovery_already_applied_opens_nothing(client, api, handler):
+    deliver(client, handler, "OK", "2026-11-23T10:20:00.000+0000", "ok-1020")
+    deliver(client, handler, "ALARM", "2026-11-23T10:15:00.000+0000", "alarm-1015")
+
+    assert incidents(api) == []
+
+
+@pytest.mark.parametrize("handler", [SNS, EVENTBRIDGE])
+def test_a_late_recovery_older_than_the_latest_alarm_leaves_the_incident_open(client, api, handler):
+    deliver(client, handler, "ALARM", "2026-11-23T10:00:00.000+0000", "alarm-1000")
+    deliver(client, handler, "ALARM", "2026-11-23T10:10:00.000+0000", "alarm-1010")
+    deliver(client, handler, "OK", "2026-11-23T10:05:00.000+0000", "ok-1005")
+
+    [only] = incidents(api)
+    assert (only["status"], only["occurrences"]) == ("new", 2)
+    assert [h["status"] for h in only["history"]] == ["new"]
+
+
+@pytest.mark.parametrize("handler", [SNS, EVENTBRIDGE])
+def test_a_redelivered_older_alarm_after_a_newer_recovery_changes_nothing(client, api, handler):
+    deliver(client, handler, "ALARM", "2026-11-23T10:00:00.000+0000", "alarm-1000")
+    deliver(client, handler, "OK", "2026-11-23T10:20:00.000+0000", "ok-1020")
+    deliver(client, handler, "ALARM", "2026-11-23T10:00:00.000+0000", "alarm-1000")  # redelivery
+
+    [only] = incidents(api)
+    assert only["status"] == "resolved"
+
+
+def test_events_mixed_across_sns_and_eventbridge_are_ordered_by_their_state_time(client, api):
+    deliver(client, EVENTBRIDGE, "ALARM", "2026-11-23T10:00:00.000+0000", "eb-alarm")
+    deliver(client, SNS, "OK", "2026-11-23T10:30:00.000+0000", "sns-ok")
+    deliver(client, EVENTBRIDGE, "OK", "2026-11-23T10:30:00.000+0000", "eb-ok")
+    deliver(client, SNS, "ALARM", "2026-11-23T10:10:00.000+0000", "sns-late-alarm")
+
+    [only] = incidents(api)
+    assert only["status"] == "resolved"
+    assert [h["status"] for h in only["history"]] == ["new", "resolved"]
+
+
+def test_an_operator_resolving_first_does_not_let_a_late_alarm_reopen_anything(client, api):
+    deliver(client, SNS, "ALARM", "2026-11-23T10:00:00.000+0000", "alarm-1000")
+    api.patch("/incidents/1", {"status": "resolved"})
+    deliver(client, SNS, "OK", "2026-11-23T10:20:00.000+0000", "ok-1020")  # nothing left to resolve
+    deliver(client, SNS, "ALARM", "2026-11-23T10:05:00.000+0000", "alarm-1005")  # late
+
+    [only] = incidents(api)
+    assert only["status"] == "resolved"
+
+
+def test_a_stale_event_is_logged(client, caplog):
+    deliver(client, SNS, "OK", "2026-11-23T10:20:00.000+0000", "ok-1020")
+    with caplog.at_level(logging.INFO):
+        deliver(client, SNS, "ALARM", "2026-11-23T10:15:00.000+0000", "alarm-1015")
+
+    assert any("stale" in record.getMessage() for record in caplog.records)

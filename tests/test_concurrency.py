@@ -21,7 +21,7 @@ def race(work):
     barrier = threading.Barrier(THREADS)
 
     def run(n):
-        own_store = Store(boto3.session.Session().resource("dynamodb").Table(TABLE_NAME))
+        own_store = Store(boto3.session.Session().client("dynamodb"), TABLE_NAME)
         barrier.wait()
         return work(own_store, n)
 
@@ -30,7 +30,7 @@ def race(work):
 
 
 def every_incident(store):
-    return store.newest([str(s) for s in Status], None, None, 1000)
+    return store.newest(statuses=None, source=None, before_key=None, count=1000)
 
 
 def test_racing_creates_with_one_dedup_key_make_exactly_one_incident(store):

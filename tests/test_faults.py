@@ -46,13 +46,13 @@ def assert_unavailable(response):
 def test_a_throttled_create_is_503_after_boto3s_retries_and_writes_nothing(api, throttle):
     attempts = throttle("PutItem", "TransactWriteItems")
     assert_unavailable(api.post("/incidents", {"description": "x", "source": "operator"}))
-    assert attempts == ["PutItem"] * 3  # standard retry mode: three attempts, then give up
+    assert attempts == ["TransactWriteItems"] * 3  # standard retry mode: three attempts, then give up
     assert api.get("/incidents").json_body["items"] == []
 
 
 def test_a_throttled_status_change_is_503_and_changes_nothing(api, throttle):
     incident = api.create()
-    throttle("UpdateItem")
+    throttle("UpdateItem", "TransactWriteItems")
     assert_unavailable(api.patch(f"/incidents/{incident['id']}", {"status": "closed"}))
     assert api.get(f"/incidents/{incident['id']}").json_body == incident
 
