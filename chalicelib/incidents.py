@@ -11,6 +11,7 @@ from typing import Any
 MAX_DESCRIPTION = 4000
 MAX_NOTE = 1000
 MAX_DEDUP_KEY = 256
+HISTORY_IN_RESPONSE = 100  # a response naming one incident shows its newest entries, up to this
 
 
 class Status(StrEnum):

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib.incidents import (
+    HISTORY_IN_RESPONSE,
     MAX_DEDUP_KEY,
     MAX_DESCRIPTION,
     MAX_NOTE,
@@ -52,6 +53,50 @@ def _transitions_table() -> str:
     return "\n".join(["| from | allowed to |", "|---|---|", *rows])
 
 
+def _incident_schema() -> dict[str, Any]:
+    nullable_text = {"type": ["string", "null"]}
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["id", "description", "status", "source", "created_at", "updated_at",
+                     "dedup_key", "occurrences", "history_count", "history"],
+        "properties": {
+            "id": {"type": "integer", "minimum": 1,
+                   "description": "1, 2, 3 … in creation order, never reused; quoted as `#42`."},
+            "description": {"type": "string", "minLength": 1, "maxLength": MAX_DESCRIPTION},
+            "status": _ref("schemas", "Status"),
+            "source": _ref("schemas", "Source"),
+            "created_at": _ref("schemas", "Timestamp"),
+            "updated_at": _ref("schemas", "Timestamp"),
+            "dedup_key": {**nullable_text, "minLength": 1, "maxLength": MAX_DEDUP_KEY},
+            "occurrences": {"type": "integer", "minimum": 1,
+                            "description": "Reports absorbed through `dedup_key`, starting at 1."},
+            "history_count": {"type": "integer", "minimum": 1,
+                              "description": "How many history entries the incident has in all."},
+            "history": {"type": "array", "minItems": 1, "maxItems": HISTORY_IN_RESPONSE,
+                        "items": _ref("schemas", "HistoryEntry"),
+                        "description": f"The {HISTORY_IN_RESPONSE} newest changes at most, oldest "
+                                       "first; `GET /incidents/{id}/history` pages through all."},
+        },
+        "examples": [{
+            "id": 42, "description": "Самокат #42 не в сети", "status": "new",
+            "source": "monitoring", "created_at": "2026-11-23T10:15:30.123Z",
+            "updated_at": "2026-11-23T10:15:30.123Z", "dedup_key": None, "occurrences": 1,
+            "history_count": 1,
+            "history": [{"at": "2026-11-23T10:15:30.123Z", "status": "new",
+                         "note": None, "by": "api"}],
+        }],
+    }
+
+
+def _without_history(incident: dict[str, Any]) -> dict[str, Any]:
+    """An incident as a list shows it: without `history`."""
+    properties = {k: v for k, v in incident["properties"].items() if k != "history"}
+    required = [name for name in incident["required"] if name != "history"]
+    examples = [{k: v for k, v in e.items() if k != "history"} for e in incident["examples"]]
+    return {**incident, "properties": properties, "required": required, "examples": examples}
+
+
 def _schemas() -> dict[str, Any]:
     nullable_text = {"type": ["string", "null"]}
     return {
@@ -78,39 +123,26 @@ def _schemas() -> dict[str, Any]:
                 },
             },
         },
-        "Incident": {
+        "Incident": _incident_schema(),
+        "IncidentSummary": _without_history(_incident_schema()),
+        "HistoryPage": {
             "type": "object",
             "additionalProperties": False,
-            "required": ["id", "description", "status", "source", "created_at", "updated_at",
-                         "dedup_key", "occurrences", "history"],
+            "required": ["items", "next_cursor"],
             "properties": {
-                "id": {"type": "integer", "minimum": 1,
-                       "description": "1, 2, 3 … in creation order, never reused; quoted as `#42`."},
-                "description": {"type": "string", "minLength": 1, "maxLength": MAX_DESCRIPTION},
-                "status": _ref("schemas", "Status"),
-                "source": _ref("schemas", "Source"),
-                "created_at": _ref("schemas", "Timestamp"),
-                "updated_at": _ref("schemas", "Timestamp"),
-                "dedup_key": {**nullable_text, "minLength": 1, "maxLength": MAX_DEDUP_KEY},
-                "occurrences": {"type": "integer", "minimum": 1,
-                                "description": "Reports absorbed through `dedup_key`, starting at 1."},
-                "history": {"type": "array", "minItems": 1, "items": _ref("schemas", "HistoryEntry"),
-                            "description": "Every change, oldest first."},
+                "items": {"type": "array", "maxItems": MAX_LIMIT,
+                          "items": _ref("schemas", "HistoryEntry")},
+                "next_cursor": {"type": ["string", "null"],
+                                "description": "Pass as `cursor` for the next page; null on the last page."},
             },
-            "examples": [{
-                "id": 42, "description": "Самокат #42 не в сети", "status": "new",
-                "source": "monitoring", "created_at": "2026-11-23T10:15:30.123Z",
-                "updated_at": "2026-11-23T10:15:30.123Z", "dedup_key": None, "occurrences": 1,
-                "history": [{"at": "2026-11-23T10:15:30.123Z", "status": "new",
-                             "note": None, "by": "api"}],
-            }],
         },
         "IncidentPage": {
             "type": "object",
             "additionalProperties": False,
             "required": ["items", "next_cursor"],
             "properties": {
-                "items": {"type": "array", "maxItems": MAX_LIMIT, "items": _ref("schemas", "Incident")},
+                "items": {"type": "array", "maxItems": MAX_LIMIT,
+                          "items": _ref("schemas", "IncidentSummary")},
                 "next_cursor": {"type": ["string", "null"],
                                 "description": "Pass as `cursor` for the next page; null on the last page."},
             },
@@ -228,6 +260,10 @@ def _parameters() -> dict[str, Any]:
                    "description": "`next_cursor` of the previous page, issued for the same "
                                   "`status` and `source`; any other value is a 400.",
                    "schema": {"type": "string", "minLength": 1}},
+        "HistoryCursor": {"name": "cursor", "in": "query", "required": False,
+                          "description": "`next_cursor` of the previous page of the same incident's "
+                                         "history; any other value is a 400.",
+                          "schema": {"type": "string", "minLength": 1}},
         "IdempotencyKey": {
             "name": "Idempotency-Key", "in": "header", "required": False,
             "description": "Repeating a create with the same key and the same body within 24 hours "
@@ -262,7 +298,9 @@ def _responses() -> dict[str, Any]:
         "Unauthorized": _error_response("Missing or wrong API key."),
         "NotFound": _error_response("No incident with that id."),
         "Conflict": _error_response("Transition not allowed; the message names the current status "
-                                    "and the allowed targets.", {"ETag": _ref("headers", "ETag")}),
+                                    "and the allowed targets. Also a reopen of an incident whose "
+                                    "`dedup_key` another open incident now holds; the message names "
+                                    "that incident.", {"ETag": _ref("headers", "ETag")}),
         "PreconditionFailed": _error_response("`If-Match` does not match the current ETag.",
                                               {"ETag": _ref("headers", "ETag")}),
         "PayloadTooLarge": _error_response(f"Request body over {MAX_BODY_BYTES} bytes (64 KiB)."),
@@ -373,6 +411,21 @@ def _paths() -> dict[str, Any]:
                     "404": _r("NotFound"), "409": _r("Conflict"), "412": _r("PreconditionFailed"),
                     "413": _r("PayloadTooLarge"), "415": _r("UnsupportedMediaType"),
                     "503": _r("Unavailable"),
+                },
+            },
+        },
+        "/incidents/{id}/history": {
+            "parameters": [_ref("parameters", "IncidentId")],
+            "get": {
+                "operationId": "getIncidentHistory",
+                "summary": "Every history entry of one incident, oldest first",
+                "tags": ["incidents"],
+                "parameters": [_ref("parameters", "Limit"), _ref("parameters", "HistoryCursor")],
+                "responses": {
+                    "200": {"description": "One page of entries.",
+                            "content": _json(_ref("schemas", "HistoryPage"))},
+                    "400": _r("BadRequest"), "401": _r("Unauthorized"), "403": _r("NoSuchRoute"),
+                    "404": _r("NotFound"), "503": _r("Unavailable"),
                 },
             },
         },

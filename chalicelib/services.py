@@ -11,6 +11,7 @@ from typing import Any
 
 from chalicelib import cursors
 from chalicelib.incidents import (
+    HISTORY_IN_RESPONSE,
     OPEN_STATUSES,
     DedupKeyHeld,
     IdempotencyKeyReused,
@@ -48,7 +49,6 @@ ONCE_TTL_SECONDS = 24 * 3600
 # Each retry means another writer changed the same incident or dedup_key in between; a few
 # settle any race.
 MAX_ATTEMPTS = 5
-HISTORY_IN_RESPONSE = 100
 
 logger = logging.getLogger(__name__)
 

@@ -80,3 +80,50 @@ def test_an_unreachable_table_is_503(api, monkeypatch):
 def test_a_missing_table_is_503(api, dynamodb):
     dynamodb.delete_table(TableName=default_store().table_name)
     assert_unavailable(api.post("/incidents", {"description": "x", "source": "operator"}))
+
+
+ITEM_TOO_LARGE = json.dumps({
+    "__type": "com.amazon.coral.validate#ValidationException",
+    "message": "Item size has exceeded the maximum allowed size",
+})
+CANCELLED_TOO_LARGE = json.dumps({
+    "__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
+    "message": "Transaction cancelled, please refer cancellation reasons for specific reasons "
+               "[ValidationError, None]",
+    "CancellationReasons": [
+        {"Code": "ValidationError", "Message": "Item size has exceeded the maximum allowed size"},
+        {"Code": "None"},
+    ],
+})
+
+
+@pytest.fixture
+def refuse(monkeypatch):
+    """Make moto answer the named operation with the given DynamoDB error body."""
+    def install(operation, body):
+        answer = BotocoreStubber.process_request
+
+        def process_request(self, request):
+            target = request.headers.get("X-Amz-Target", b"")
+            target = (target.decode() if isinstance(target, bytes) else target).rsplit(".", 1)[-1]
+            if target == operation:
+                return 400, {"Content-Type": "application/x-amz-json-1.0"}, body
+            return answer(self, request)
+
+        monkeypatch.setattr(BotocoreStubber, "process_request", process_request)
+
+    return install
+
+
+@pytest.mark.parametrize("body", [ITEM_TOO_LARGE, CANCELLED_TOO_LARGE])
+def test_a_dynamodb_limit_hit_by_a_change_is_400_naming_the_limit_and_changes_nothing(api, refuse, body):
+    incident = api.create()
+    refuse("TransactWriteItems", body)
+
+    response = api.patch(f"/incidents/{incident['id']}", {"status": "closed", "note": "n"})
+
+    assert response.status_code == 400
+    assert response.json_body["Code"] == "BadRequestError"
+    assert "exceeds a DynamoDB limit" in response.json_body["Message"]
+    assert "maximum allowed size" in response.json_body["Message"]
+    assert api.get(f"/incidents/{incident['id']}").json_body == incident

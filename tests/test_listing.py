@@ -91,3 +91,62 @@ def test_a_tampered_cursor_is_400(api, mixed):
     cursor = api.get("/incidents?limit=1").json_body["next_cursor"]
     tampered = ("A" if cursor[0] != "A" else "B") + cursor[1:]
     assert api.get(f"/incidents?limit=1&cursor={tampered}").status_code == 400
+
+
+# Cost: every filter reads O(limit) items per page, whatever the data looks like
+
+def count_queries(store):
+    """ScannedCount of every Query the store's client makes from now on (botocore's own hook)."""
+    scanned = []
+    store._client.meta.events.register(
+        "after-call.dynamodb.Query", lambda parsed, **_: scanned.append(parsed.get("ScannedCount", 0))
+    )
+    return scanned
+
+
+@pytest.fixture
+def skewed(api, store, fast_moto):
+    """Two partner incidents (the oldest: one new, one closed) under 150 closed monitoring ones;
+    nothing from an operator."""
+    from chalicelib import services
+
+    for status in ("new", "closed"):
+        created = services.open_incident(store, description="partner report", source="partner", by="api")
+        if status == "closed":
+            services.change_status(store, created.incident["id"], "closed", by="api")
+    for n in range(150):
+        created = services.open_incident(store, description=f"alarm {n}", source="monitoring", by="api")
+        services.change_status(store, created.incident["id"], "closed", by="api")
+
+
+# query -> (partitions read: by_source once per source when nothing is filtered, matches)
+SKEWED_QUERIES = {
+    "source=partner": (1, 2), "source=operator": (1, 0), "status=closed&source=partner": (1, 1),
+    "status=new&source=partner": (1, 1), "status=new&source=operator": (1, 0),
+    "status=closed&source=operator": (1, 0), "status=new": (1, 1), "": (3, 152),
+}
+
+
+@pytest.mark.parametrize("query, partitions, matches",
+                         [(q, p, m) for q, (p, m) in SKEWED_QUERIES.items()])
+def test_a_page_reads_at_most_limit_plus_one_items_per_partition_however_rare_the_match(
+    api, store, skewed, query, partitions, matches
+):
+    scanned = count_queries(store)
+    for limit in (1, 5):
+        pages, cursor, ids = 0, None, []
+        while True:
+            suffix = f"&cursor={cursor}" if cursor else ""
+            before = len(scanned)
+            response = api.get(f"/incidents?{query}&limit={limit}{suffix}")
+            assert response.status_code == 200, response.body
+            calls = scanned[before:]
+            assert len(calls) <= partitions, (query, limit, calls)
+            assert all(count <= limit + 1 for count in calls), (query, limit, calls)
+            ids += [item["id"] for item in response.json_body["items"]]
+            pages += 1
+            cursor = response.json_body["next_cursor"]
+            if cursor is None or pages > 200:
+                break
+        assert cursor is None
+        assert len(ids) == len(set(ids)) == matches
