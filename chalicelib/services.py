@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib import cursors
+from chalicelib import cursors, metrics
 from chalicelib.incidents import (
     OPEN_STATUSES,
     IdempotencyKeyReused,
@@ -88,12 +88,14 @@ def _open_or_absorb(store, description, source, by, dedup_key, once) -> Created:
     if dedup_key is not None and (owner := store.dedup_owner(dedup_key)) is not None:
         absorbed = _add_occurrence(store, owner, dedup_key, once)
         if absorbed is not None:
+            metrics.occurrence_absorbed(absorbed)  # observability hook
             return Created(absorbed, 200)
         previous_owner = owner  # resolved or closed: the key is free again
     incident = new_incident(store.allocate_id(), description, source, dedup_key, by, now_iso())
     store.insert_incident(
         incident, replaces_dedup_owner=previous_owner, once=_once(once, 201, incident)
     )
+    metrics.incident_opened(incident)  # observability hook
     return Created(incident, 201)
 
 
@@ -124,6 +126,7 @@ def _once(once: OnceKey | None, status_code: int, incident: dict[str, Any] | Non
 def _replayed(record: dict[str, Any], once: OnceKey) -> Created:
     if record["fingerprint"] != once.fingerprint:
         raise IdempotencyKeyReused()
+    metrics.replayed()  # observability hook
     return Created(record["body"], record["status_code"], replayed=True)
 
 
@@ -153,7 +156,7 @@ def change_status(
         return _explain_refusal(incident_id, store.get_incident(incident_id), target, expected)
     entry = history_entry(now_iso(), target, note, by)
     try:
-        return store.set_status(
+        changed = store.set_status(
             incident_id, target, entry,
             from_statuses=[str(s) for s in from_statuses],
             expected_versions=expected,
@@ -162,7 +165,10 @@ def change_status(
     except ConditionFailed as failed:
         return _explain_refusal(incident_id, failed.item, target, expected)
     except AlreadyDone:
+        metrics.replayed()  # observability hook
         return get_incident(store, incident_id)
+    metrics.status_changed(changed, by)  # observability hook
+    return changed
 
 
 def _explain_refusal(
@@ -251,6 +257,7 @@ def _resolve_for_alarm(store: Store, change: AlarmChange, once: OnceKey) -> dict
     return resolved
 
 
+@metrics.alarm_record  # observability hook: one summary line and AlarmEvents per record
 def ingest_cloudwatch(
     store: Store, parsed: AlarmChange | PlainMessage, event_key: str
 ) -> dict[str, Any] | None:

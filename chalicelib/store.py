@@ -23,6 +23,7 @@ from boto3.dynamodb.types import TypeDeserializer
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from chalicelib import metrics
 from chalicelib.incidents import Unavailable
 
 STATUS_INDEX = "by_status"
@@ -136,13 +137,14 @@ def _translating_errors(method: Callable[..., T]) -> Callable[..., T]:
         except BotoCoreError as error:
             raise Unavailable(str(error)) from error
 
-    return wrapper
+    return metrics.counting_unavailable(wrapper)  # observability hook: StoreUnavailable
 
 
 class Store:
     def __init__(self, table: Any) -> None:
         self._table = table
         self._client = table.meta.client
+        metrics.count_store_retries(self._client)  # observability hook: StoreRetries
 
     @classmethod
     def from_environment(cls) -> "Store":
@@ -195,6 +197,19 @@ class Store:
         ]
         merged = heapq.merge(*per_status, key=lambda item: item["created_key"], reverse=True)
         return [_incident_from_item(item) for item in itertools.islice(merged, count)]
+
+    @_translating_errors
+    def count_by_status(self, status: str) -> int:
+        """How many incidents have `status` (Select=COUNT on the status index: no item is returned)."""
+        query: dict[str, Any] = {"IndexName": STATUS_INDEX, "Select": "COUNT",
+                                 "KeyConditionExpression": Key("status").eq(status)}
+        total = 0
+        while True:
+            response = self._table.query(**query)
+            total += response["Count"]
+            if "LastEvaluatedKey" not in response:
+                return total
+            query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     def _newest_of_status(
         self, status: str, source: str | None, before_key: str | None, count: int
