@@ -25,6 +25,7 @@ from typing import Any, Iterator
 
 # Loggers whose level the stage's LOG_LEVEL sets (DEBUG on botocore would flood the log).
 APP_LOGGERS = ("chalicelib", "incidents", "incidents_alarms")
+QUIET_LOGGERS = ("botocore", "boto3", "urllib3")
 MAX_TEXT = 300  # characters of one string value; a body or a message never fits whole
 REDACTED = "[redacted]"
 _SECRET_WORDS = ("secret", "token", "password", "api_key", "apikey", "x-api-key", "authorization")
@@ -77,18 +78,22 @@ class _StdoutHandler(logging.StreamHandler):
 def setup(level: str | None = None) -> None:
     """JSON on every line the process logs. Idempotent.
 
-    In Lambda the runtime has put its own handler on the root logger: it keeps it (it frames
-    each record as one log event) and only swaps its formatter. Elsewhere one stdout handler
-    is added to the root logger."""
+    In Lambda the runtime has put its own handler on the root logger: it is kept (it frames
+    each record as one log event) and only its formatter is swapped; so is the handler that
+    `chalice local` puts there. Elsewhere one stdout handler is added to the root logger."""
     root = logging.getLogger()
-    runtime_handlers = [h for h in root.handlers if type(h).__name__.startswith("Lambda")]
-    for handler in runtime_handlers:
+    # Lambda's runtime handler, or the plain stream handler `chalice local` puts on the root.
+    found = [h for h in root.handlers
+             if type(h).__name__.startswith("Lambda") or type(h) is logging.StreamHandler]
+    for handler in found:
         handler.setFormatter(JsonFormatter())
-    if not runtime_handlers and not any(isinstance(h, _StdoutHandler) for h in root.handlers):
+    if not found and not any(isinstance(h, _StdoutHandler) for h in root.handlers):
         root.addHandler(_StdoutHandler())
     chosen = (level or os.environ.get("LOG_LEVEL") or "INFO").upper()
     for name in APP_LOGGERS:
         logging.getLogger(name).setLevel(chosen)
+    for name in QUIET_LOGGERS:  # `chalice local` sets the root to INFO: keep the SDK's chatter out
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def iso_timestamp(seconds: float) -> str:

@@ -364,9 +364,8 @@ def test_a_field_named_like_a_secret_is_redacted_and_long_text_is_cut(capsys):
 # --- metrics -------------------------------------------------------------------------------
 
 
-def test_the_metrics_of_an_incidents_life_are_valid_emf_in_the_stages_namespace(api, client, capsys, monkeypatch):
-    monkeypatch.setenv("METRICS_NAMESPACE", "Incidents/test")
-    output(capsys)
+def test_the_metrics_of_an_incidents_life_are_valid_emf_in_the_stages_namespace(api, client, capsys):
+    output(capsys)  # the test client applies the dev stage's environment: METRICS_NAMESPACE Incidents/dev
     first = api.create("Самокат #42 не в сети", "monitoring", dedup_key="scooter-42")
     api.create("Самокат #42 не в сети", "monitoring", dedup_key="scooter-42")  # absorbed
     api.patch(f"/incidents/{first['id']}", {"status": "in_progress"})
@@ -377,7 +376,7 @@ def test_the_metrics_of_an_incidents_life_are_valid_emf_in_the_stages_namespace(
     api.get("/incidents/999")
     client.lambda_.invoke("report_open_incidents", scheduled(client))
     _, documents, _ = output(capsys)
-    assert documents and all(d["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "Incidents/test" for d in documents)
+    assert documents and all(d["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "Incidents/dev" for d in documents)
     values = emitted(documents)
     names = {name for name, _, _ in values}
     assert {"IncidentsOpened", "OccurrencesAbsorbed", "StatusChanges", "TimeToAcknowledge", "TimeToResolve",
