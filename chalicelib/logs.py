@@ -123,8 +123,8 @@ def invocation(context: Any, **fields: Any) -> Iterator[dict[str, Any]]:
     """Tags every line logged inside with the function and request ids; yields them."""
     request_id = getattr(context, "aws_request_id", None) or str(uuid.uuid4())
     function = getattr(context, "function_name", None) or os.environ.get("AWS_LAMBDA_FUNCTION_NAME")
-    values = {"function": function, "request_id": request_id,
-              **{k: v for k, v in fields.items() if v is not None}}
+    values = {k: v for k, v in {"function": function, "request_id": request_id, **fields}.items()
+              if v is not None}
     token = _invocation.set(values)
     try:
         yield values
