@@ -55,7 +55,12 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["exception_type"] = record.exc_info[0].__name__ if record.exc_info[0] else None
             entry["exception"] = "".join(traceback.format_exception(*record.exc_info))[-4000:]
-        return json.dumps(entry, ensure_ascii=False, default=str)
+        line = json.dumps(entry, ensure_ascii=False, default=str)
+        try:
+            line.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate from some input: escaped, still one JSON line
+            line = json.dumps(entry, ensure_ascii=True, default=str)
+        return line
 
 
 class _StdoutHandler(logging.StreamHandler):

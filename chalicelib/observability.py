@@ -40,9 +40,7 @@ def http_middleware(request: Any, get_response: Callable[[Any], Any]) -> Any:
     with logs.invocation(request.lambda_context, api_request_id=context.get("requestId")) as ids, \
             metrics.batch(), logs.summary() as summary:
         fields = {"route": context.get("resourcePath"), "method": request.method}
-        incident_id = (request.uri_params or {}).get("incident_id")
-        if incident_id is not None:
-            summary["incident_id"] = _as_id(incident_id)
+        logs.annotate(incident_id=_as_id((request.uri_params or {}).get("incident_id")))
         try:
             response = get_response(request)
         except Exception:
@@ -89,8 +87,10 @@ def event_middleware(event: Any, get_response: Callable[[Any], Any]) -> Any:
         return result
 
 
-def _as_id(value: str) -> Any:
-    return int(value) if value.isdigit() and len(value) < 19 else None
+def _as_id(value: Any) -> Any:
+    """The path's incident id when it is one (any text may arrive there: `²`, `-1`, `٣`)."""
+    text = str(value)
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 19 else None
 
 
 def _ms(started: float) -> float:

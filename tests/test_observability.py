@@ -353,6 +353,20 @@ def test_no_secret_and_no_body_text_ever_reaches_the_output_even_at_debug(client
         assert at < 0, f"{canary!r} reached the output: …{raw[max(0, at - 400):at + 100]}…"
 
 
+@pytest.mark.parametrize("path", ["/incidents/²", "/incidents/٣", "/incidents/-1", "/incidents/" + "9" * 40])
+def test_any_path_gets_its_answer_and_one_summary_line(api, capsys, path):
+    output(capsys)
+    assert api.get(path).status_code in (400, 404)
+    [summary] = requests(output(capsys)[0])
+    assert summary["status"] in (400, 404) and "incident_id" not in summary
+
+
+def test_a_lone_surrogate_still_makes_one_json_line(capsys):
+    logging.getLogger("chalicelib.test").error("bad \ud800 text", extra={"note": "\udfff"})
+    [line], _, _ = output(capsys)
+    assert line["message"] == "bad \ud800 text"
+
+
 def test_a_field_named_like_a_secret_is_redacted_and_long_text_is_cut(capsys):
     logging.getLogger("chalicelib.test").warning(
         "x", extra={"api_key": "k", "secret_token": "s", "note": "a" * 5000})
