@@ -456,3 +456,30 @@ def test_a_document_that_breaks_the_emf_specification_is_refused_by_the_check():
     ):
         with pytest.raises((AssertionError, jsonschema.ValidationError)):
             validate_emf(broken)
+
+
+def test_secrets_read_from_ssm_never_reach_the_output_either(api, client, monkeypatch, capsys):
+    import boto3
+
+    from chalicelib import secrets
+
+    monkeypatch.delenv("API_KEYS", raising=False)
+    monkeypatch.delenv("TELEGRAM_SECRET_TOKEN", raising=False)
+    monkeypatch.setenv("API_KEYS_PARAMETER", "/incidents/dev/api-keys")
+    monkeypatch.setenv("TELEGRAM_SECRET_PARAMETER", "/incidents/dev/telegram-secret")
+    ssm = boto3.client("ssm")
+    ssm.put_parameter(Name="/incidents/dev/api-keys", Value=CANARY_API_KEY, Type="SecureString")
+    secrets.clear_cache()
+    logs.setup("DEBUG")
+    try:
+        output(capsys)
+        assert api.post("/incidents", {"description": "x", "source": "operator"}, key=CANARY_API_KEY).status_code == 201
+        assert api.get("/incidents", key=CANARY_WRONG_KEY).status_code == 401
+        telegram(client, message("[operator] x", 6001), secret=CANARY_TG_SECRET)  # no parameter: refused
+        lines, _, raw = output(capsys)
+    finally:
+        logs.setup("INFO")
+        secrets.clear_cache()
+    assert any(line.get("parameter") == "/incidents/dev/telegram-secret" for line in lines)  # the name only
+    for canary in (CANARY_API_KEY, CANARY_WRONG_KEY, CANARY_TG_SECRET):
+        assert canary not in raw
