@@ -16,7 +16,7 @@ from chalice import (
     UnprocessableEntityError,
 )
 
-from chalicelib import alarms, auth, docs_page, openapi, payloads, services, telegram_bot
+from chalicelib import alarms, auth, docs_page, metrics, observability, openapi, payloads, services, telegram_bot
 from chalicelib.incidents import (
     DedupKeyHeld,
     IdempotencyKeyReused,
@@ -31,10 +31,9 @@ from chalicelib.incidents import (
 )
 from chalicelib.store import default_store
 
-app = Chalice(app_name="incidents")
-# The stage's LOG_LEVEL applies to this project's loggers only (DEBUG on botocore floods the log).
-for _logger in ("chalicelib", "incidents_alarms"):
-    logging.getLogger(_logger).setLevel(os.environ.get("LOG_LEVEL", "INFO").upper())
+app = Chalice(app_name="incidents", configure_logs=False)
+# JSON log lines (the stage's LOG_LEVEL), EMF metrics, X-Request-Id: first, so it sees every answer.
+observability.install(app)
 
 # Chalice would answer 415 before any view or auth check runs; the views check it themselves.
 ANY_CONTENT = ["*/*"]
@@ -216,6 +215,7 @@ def on_alarm_notification(event: Any) -> None:
             failure = failure or error
         except (alarms.MalformedAlarm, InvalidInput) as error:
             alarm_log.error("SNS record skipped: %s", error, extra={"record": index})
+            metrics.alarm_record_skipped(error)
     if failure is not None:
         raise failure
 
@@ -228,6 +228,13 @@ def on_alarm_state_change(event: Any) -> None:
         alarm_log.info("EventBridge event %s", ingested.outcome, extra={"event_id": raw.get("id")})
     except (alarms.MalformedAlarm, InvalidInput) as error:  # a retry cannot fix it
         alarm_log.error("EventBridge event skipped: %s", error, extra={"event_id": raw.get("id")})
+        metrics.alarm_record_skipped(error)
+
+
+@app.schedule("rate(5 minutes)")
+def report_open_incidents(event: Any) -> None:
+    """The OpenIncidents gauge for the dashboard's "open now" (chalicelib/metrics.py)."""
+    metrics.report_open_incidents(default_store())
 
 
 # --- OpenAPI and docs ---

@@ -1,7 +1,7 @@
 """One cold start of the Chalice app as Lambda runs it: imports, then one API Gateway proxy event
 handed straight to `app.app(event, context)`, as the Lambda runtime does, with no test client.
 
-    .venv/bin/python bench/app_lambda_cold_start.py   ->  {"seconds": 0.33}
+    .venv/bin/python bench/app_lambda_cold_start.py   ->  {"seconds": 0.33}   (the last line)
 
 DynamoDB is answered by botocore's Stubber on the store's own client (an empty page).
 """
@@ -17,6 +17,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchenv import API_KEY, use_fake_aws  # noqa: E402
 
 use_fake_aws()
+from no_observability import install_if_asked  # noqa: E402
+
+install_if_asked()  # BENCH_WITHOUT_OBSERVABILITY=1: logs and metrics taken out
 
 import app as app_module  # noqa: E402
 from botocore.stub import Stubber  # noqa: E402

@@ -119,4 +119,8 @@ def app_warm_times(n: int) -> dict[str, float]:
 if __name__ == "__main__":
     import sys
 
+    from no_observability import install_if_asked
+
+    install_if_asked()  # BENCH_WITHOUT_OBSERVABILITY=1: logs and metrics taken out
+    # The app's log lines and EMF go to stdout as in Lambda; the result is the last line.
     print(json.dumps(app_warm_times(int(sys.argv[1]) if len(sys.argv) > 1 else 200)))

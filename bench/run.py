@@ -187,35 +187,48 @@ def part_counts(sizes: list[int], targets: list[tuple[str, bool | None, str]]) -
                     checks["read_per_returned_growth"] <= FLAT_GROWTH, ""))
 
 
+def last_json(stdout: str) -> dict:
+    """The script's result: its last line (the app's own log lines and EMF come before it)."""
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
 def part_cold(runs: int, targets: list) -> None:
     from coldstart import measure
+    from no_observability import SWITCH
 
     say(f"## 2. Cold start: fresh process to first handled request (median of {runs})")
     env = subprocess_env()
     ours_cmd = [str(MAIN_PYTHON), str(BENCH / "app_cold_start.py")]
     ref_cmd = [str(REFERENCE_PYTHON), str(REFERENCE / "cold_start.py")]
     lambda_cmd = [str(MAIN_PYTHON), str(BENCH / "app_lambda_cold_start.py")]
+    bare_env = {**env, SWITCH: "1"}  # the same, with logs and metrics taken out
     for cmd in (ours_cmd, ref_cmd, lambda_cmd):
         measure(cmd, 1, env)  # untimed: compiles .pyc, warms the page cache
+    measure(lambda_cmd, 1, bare_env)
     ours, ref = {}, {}
     ours_in, ref_in, ours_import = [], [], []
     # Interleaved in rounds so that a busy spell of the machine hits both sides alike.
     samples_ours, samples_ref, samples_lambda, lambda_in = [], [], [], []
+    samples_bare, bare_in = [], []
     for _ in range(runs):
         o = measure(ours_cmd, 1, env)
         r = measure(ref_cmd, 1, env)
         la = measure(lambda_cmd, 1, env)
+        bare = measure(lambda_cmd, 1, bare_env)
         samples_lambda.append(la["median"])
-        lambda_in.append(json.loads(la["stdout"])["seconds"])
+        lambda_in.append(last_json(la["stdout"])["seconds"])
+        samples_bare.append(bare["median"])
+        bare_in.append(last_json(bare["stdout"])["seconds"])
         samples_ours.append(o["median"]); samples_ref.append(r["median"])
-        ours_in.append(json.loads(o["stdout"])["seconds"])
-        ours_import.append(json.loads(o["stdout"])["import_app"])
-        ref_in.append(json.loads(r["stdout"])["seconds"])
+        ours_in.append(last_json(o["stdout"])["seconds"])
+        ours_import.append(last_json(o["stdout"])["import_app"])
+        ref_in.append(last_json(r["stdout"])["seconds"])
     import statistics as st
     ours = {"wall": st.median(samples_ours), "in": st.median(ours_in), "import": st.median(ours_import)}
     ref = {"wall": st.median(samples_ref), "in": st.median(ref_in)}
     ratio = ours["wall"] / ref["wall"]
     as_lambda = {"wall": st.median(samples_lambda), "in": st.median(lambda_in)}
+    bare = {"wall": st.median(samples_bare), "in": st.median(bare_in)}
     table(["implementation", "wall, process start → first response", "in-process: imports + 1st request",
            "import app only"],
           [["Chalice + DynamoDB (this app)", f"{ours['wall'] * 1000:.0f} ms", f"{ours['in'] * 1000:.0f} ms",
@@ -226,27 +239,47 @@ def part_cold(runs: int, targets: list) -> None:
            ["this app as Lambda runs it (event → app(), no test client)", f"{as_lambda['wall'] * 1000:.0f} ms",
             f"{as_lambda['in'] * 1000:.0f} ms", ""],
            ["ratio (as Lambda runs it / reference)", f"{as_lambda['wall'] / ref['wall']:.2f}×",
-            f"{as_lambda['in'] / ref['in']:.2f}×", ""]])
+            f"{as_lambda['in'] / ref['in']:.2f}×", ""],
+           ["as Lambda runs it, without logs and metrics", f"{bare['wall'] * 1000:.0f} ms",
+            f"{bare['in'] * 1000:.0f} ms", ""],
+           ["cost of logs and metrics (with − without)", f"{(as_lambda['wall'] - bare['wall']) * 1000:+.0f} ms",
+            f"{(as_lambda['in'] - bare['in']) * 1000:+.0f} ms", ""]])
     say("Both through their frameworks' test clients (chalice.test.Client imports chalice's CLI "
         "package, which Lambda never loads: see 'import app only').")
     say()
     targets.append((f"cold start ≤ {COLD_RATIO}× the reference's ({ratio:.2f}×)", ratio <= COLD_RATIO, ""))
 
 
-def part_warm(n: int, targets: list) -> None:
-    from app_warm import app_warm_times
+def app_warm_subprocess(n: int, without_observability: bool) -> dict:
+    """bench/app_warm.py in its own process: the app's log lines and EMF go to its stdout, as in
+    Lambda, not into this report; and "without" needs the stand-ins in place before `import app`."""
+    from no_observability import SWITCH
 
+    env = {**subprocess_env(), **({SWITCH: "1"} if without_observability else {})}
+    proc = subprocess.run([str(MAIN_PYTHON), str(BENCH / "app_warm.py"), str(n)],
+                          capture_output=True, text=True, env=env, timeout=600)
+    if proc.returncode != 0:
+        raise RuntimeError(f"app warm run failed: {proc.stderr.strip()[-1500:]}")
+    return last_json(proc.stdout)
+
+
+def part_warm(n: int, targets: list) -> None:
     say(f"## 3. Warm handler time, median per request of {n} (DynamoDB answered by Stubber)")
-    ours = app_warm_times(n)
+    ours = app_warm_subprocess(n, without_observability=False)
+    bare = app_warm_subprocess(n, without_observability=True)
     proc = subprocess.run([str(REFERENCE_PYTHON), str(REFERENCE / "warm.py"), str(n)],
                           capture_output=True, text=True, env=subprocess_env(), timeout=300)
     if proc.returncode != 0:
         raise RuntimeError(f"reference warm run failed: {proc.stderr.strip()[-1500:]}")
     ref = json.loads(proc.stdout)
-    rows = [[kind, f"{ours[kind] * 1000:.2f} ms", f"{ref[kind] * 1000:.2f} ms", f"{ours[kind] / ref[kind]:.2f}×"]
+    rows = [[kind, f"{ours[kind] * 1000:.2f} ms", f"{ref[kind] * 1000:.2f} ms", f"{ours[kind] / ref[kind]:.2f}×",
+             f"{bare[kind] * 1000:.2f} ms", f"{(ours[kind] - bare[kind]) * 1000:+.2f} ms"]
             for kind in ("create", "get", "list", "patch")]
-    table(["request", "this app", "reference (in-memory SQLite)", "ratio"], rows)
+    table(["request", "this app", "reference (in-memory SQLite)", "ratio", "this app without logs+metrics",
+           "cost of logs+metrics"], rows)
     say("list = GET /incidents?status=new&limit=50 (this app deserializes a 51-item Query answer).")
+    say("Logs and metrics: one JSON summary line per request, an event line where an incident changes, "
+        "EMF documents; written to a pipe, as Lambda's stdout is.")
     say()
 
 

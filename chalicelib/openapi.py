@@ -236,6 +236,8 @@ def _headers() -> dict[str, Any]:
         "Idempotent-Replayed": {"description": "`true` when this is the stored answer to an "
                                                "earlier request with the same `Idempotency-Key`.",
                                 "schema": {"type": "string", "enum": ["true"]}},
+        "X-Request-Id": {"description": "The id of this request in the service's logs (on every answer "
+                                        "of the service).", "schema": {"type": "string"}},
         "Retry-After": {"description": "Seconds to wait before retrying.",
                         "required": True, "schema": {"type": "string", "pattern": "^[0-9]+$"}},
     }
@@ -501,7 +503,8 @@ def build_document(server_url: str = "/") -> dict[str, Any]:
                 "...}`; no input gets a 500, and a rejected request changes nothing. A path that "
                 "matches no route answers 403 `{\"message\": \"Missing Authentication Token\"}` and "
                 "a known path with another method 405; both come from API Gateway, before the "
-                "service."
+                "service. Every answer of the service carries `X-Request-Id`: quote it when you "
+                "report a problem, it finds the request in the service's logs."
             ),
         },
         "servers": [{"url": server_url, "description": "The API root"}],

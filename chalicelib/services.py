@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from chalicelib import cursors
+from chalicelib import cursors, metrics
 from chalicelib.incidents import (
     HISTORY_IN_RESPONSE,
     OPEN_STATUSES,
@@ -117,12 +117,14 @@ def _open_or_absorb(store, description, source, by, dedup_key, once, alarm) -> C
         if record.incident_id is not None:
             absorbed = _add_occurrence(store, record.incident_id, dedup_key, once, alarm)
             if absorbed is not None:
+                metrics.occurrence_absorbed(absorbed)  # observability hook
                 return Created(absorbed, 200)
             previous_owner = record.incident_id  # resolved or closed: the key is free again
     incident = new_incident(store.allocate_id(), description, source, dedup_key, by, now_iso())
     store.insert_incident(
         incident, replaces_dedup_owner=previous_owner, once=_once(once, 201, incident), alarm=alarm
     )
+    metrics.incident_opened(incident)  # observability hook
     return Created(incident, 201)
 
 
@@ -163,6 +165,7 @@ def _once(once: OnceKey | None, status_code: int, incident: dict[str, Any] | Non
 def _replayed(store: Store, record: dict[str, Any], once: OnceKey) -> Created:
     if record["fingerprint"] != once.fingerprint:
         raise IdempotencyKeyReused()
+    metrics.replayed()  # observability hook
     incident = record["body"]
     if incident is not None and "history_upto" in incident:
         upto = incident.pop("history_upto")
@@ -218,21 +221,28 @@ def change_status(
                 refuse_if_key_taken=target == Status.IN_PROGRESS, once=_once(once, 200, None),
                 alarm=alarm,
             )
-            return get_incident(store, incident_id)
+            return _changed(store, incident_id, by, entry)
         except ConditionFailed as failed:
             current = _explain_refusal(incident_id, failed.item, target, expected, from_statuses)
             if current["status"] == target:
                 return get_incident(store, incident_id)  # same status: a no-op, nothing written
             if current.get("dedup_successor") is not None and target == Status.IN_PROGRESS:
                 if _reopen_taking_key_back(store, current, entry, expected, once):
-                    return get_incident(store, incident_id)
+                    return _changed(store, incident_id, by, entry)
                 continue
             at = max(now_iso(), _just_after(current["last_entry_at"]))  # our clock is behind
         except AlreadyDone:
+            metrics.replayed()  # observability hook
             return get_incident(store, incident_id)
         except StaleEvent as stale:
             raise StaleAlarmEvent(str(stale)) from None
     raise Unavailable(f"incident #{incident_id} kept changing; try again")
+
+
+def _changed(store: Store, incident_id: int, by: str, entry: dict[str, Any]) -> dict[str, Any]:
+    changed = get_incident(store, incident_id)
+    metrics.status_changed(changed, by, at=entry["at"])  # observability hook
+    return changed
 
 
 def _explain_refusal(
@@ -336,8 +346,8 @@ def ingest_alarm(store: Store, change: AlarmChange, event_key: str) -> Ingested:
     `event_key` (the SNS MessageId or EventBridge event id) is stored in the same transaction as the
     change, so a redelivery of that event, even a concurrent one, changes nothing."""
     once = OnceKey(event_key)  # constant fingerprint: a redelivery replays instead of being refused
-    if store.once_record(once.key) is not None:
-        return Ingested("duplicate")
+    if (record := store.once_record(once.key)) is not None:
+        return Ingested("duplicate", record["body"])  # the incident it opened, if it opened one
     try:
         if change.state == "ALARM":
             created = open_incident(
@@ -378,6 +388,7 @@ def _resolve_for_alarm(store: Store, change: AlarmChange, once: OnceKey) -> dict
     raise Unavailable(f"alarm {change.alarm_name!r} kept changing; will be retried")
 
 
+@metrics.alarm_record  # observability hook: one summary line and AlarmEvents per record
 def ingest_cloudwatch(store: Store, parsed: AlarmChange | PlainMessage, event_key: str) -> Ingested:
     if isinstance(parsed, AlarmChange):
         return ingest_alarm(store, parsed, event_key)

@@ -35,6 +35,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from chalicelib import metrics
 from chalicelib.incidents import LimitExceeded, Source, Unavailable
 
 STATUS_INDEX = "by_status"
@@ -202,13 +203,14 @@ def _translating_errors(method: Callable[..., T]) -> Callable[..., T]:
         except BotoCoreError as error:
             raise Unavailable(str(error)) from error
 
-    return wrapper
+    return metrics.counting_unavailable(wrapper)  # observability hook: StoreUnavailable
 
 
 class Store:
     def __init__(self, client: Any, table_name: str) -> None:
         self._client = client
         self.table_name = table_name
+        metrics.count_store_retries(self._client)  # observability hook: StoreRetries
 
     @classmethod
     def from_environment(cls) -> "Store":
@@ -337,6 +339,25 @@ class Store:
             if not item[partition.range_attribute].startswith(partition.prefix):
                 return  # the run of this source within the status has ended
             yield item
+
+    @_translating_errors
+    def count_by_status(self, status: str) -> int:
+        """How many incidents have `status` (Select=COUNT: reads that partition, returns no item)."""
+        params = {
+            "TableName": self.table_name,
+            "IndexName": STATUS_INDEX,
+            "KeyConditionExpression": "#status = :status",
+            "ExpressionAttributeNames": {"#status": "status"},
+            "ExpressionAttributeValues": _values({":status": status}),
+            "Select": "COUNT",
+        }
+        total = 0
+        while True:
+            response = self._client.query(**params)
+            total += response["Count"]
+            if "LastEvaluatedKey" not in response:
+                return total
+            params["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     def _query_items(self, params: dict[str, Any], count: int) -> list[dict[str, Any]]:
         return list(self._query_pages(params, count))

@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib import services, telegram
+from chalicelib import logs, services, telegram
 from chalicelib.incidents import IdempotencyKeyReused, IncidentNotFound, InvalidInput, TransitionNotAllowed
 from chalicelib.store import Store
 
@@ -47,6 +47,7 @@ def handle_body(store: Store, raw: bytes | None, settings: Settings) -> dict[str
             "telegram update ignored",
             extra={"reason": NOT_JSON, "error": str(error)[:200], "body_bytes": len(raw or b"")},
         )
+        logs.annotate(outcome="malformed", reason=NOT_JSON)
         return NOTHING
     return handle_update(store, update, settings)
 
@@ -56,11 +57,14 @@ def handle_update(store: Store, update: object, settings: Settings) -> dict[str,
         update, settings.allowed_chats, bot_username=settings.bot_username
     )
     update_id = telegram.update_id_of(update)
+    logs.annotate(update_id=update_id, chat_id=telegram.chat_id_of(update))
     if isinstance(command, telegram.Ignore):
         level = logging.WARNING if command.reason == telegram.MALFORMED else logging.INFO
         logger.log(level, "telegram update ignored",
                    extra={"reason": command.reason, "update_id": update_id,
                           "chat_id": telegram.chat_id_of(update)})
+        logs.annotate(outcome="malformed" if command.reason == telegram.MALFORMED else "ignored",
+                      reason=command.reason)
         return NOTHING
     # The kind as fingerprint: an update_id spent on one kind of command never replays as another.
     once = services.OnceKey(f"telegram#{update_id}", type(command).__name__)
@@ -69,10 +73,13 @@ def handle_update(store: Store, update: object, settings: Settings) -> dict[str,
     except IdempotencyKeyReused:
         logger.warning("telegram update ignored",
                        extra={"reason": "update_id reused for another command", "update_id": update_id})
+        logs.annotate(outcome="ignored", reason="update_id reused")
         return NOTHING
     logger.info("telegram command handled",
                 extra={"command": type(command).__name__, "update_id": update_id,
                        "chat_id": command.context.chat_id, "by": command.context.by})
+    logs.annotate(command=type(command).__name__, by=command.context.by)
+    logs.annotate_outcome("handled")
     return telegram.reply(command.context, text)
 
 
@@ -95,10 +102,13 @@ def _run(store: Store, command: telegram.Command, once: services.OnceKey) -> str
                     services.list_open(store, telegram.OPEN_LIST_LIMIT)
                 )
     except IncidentNotFound as error:
+        logs.annotate(outcome="refused", incident_id=error.incident_id, reason="not found")
         return telegram.not_found_text(error.incident_id)
     except TransitionNotAllowed as error:
+        logs.annotate(outcome="refused", incident_id=error.incident_id, reason="transition not allowed")
         return telegram.transition_refused_text(error.incident_id, error.current, error.allowed)
     except InvalidInput as error:
+        logs.annotate(outcome="refused", reason="invalid input")
         return telegram.not_accepted_text(str(error))
     raise TypeError(f"not a command: {command!r}")
 

@@ -27,6 +27,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from chalicelib.store import STATUS_INDEX, TABLE_DEFINITION, TTL_ATTRIBUTE  # noqa: E402
+from deploy import monitoring  # noqa: E402
 
 CONFIG_FILE = ROOT / ".chalice" / "config.json"
 
@@ -122,6 +123,8 @@ def build(stage: str) -> dict[str, Any]:
         },
         REST_API: {
             "Properties": {
+                # The API's name, the ApiName dimension of its metrics: one per stage.
+                "DefinitionBody": {"info": {"title": monitoring.api_name(load_config()["app_name"], stage)}},
                 "MethodSettings": [{
                     "ResourcePath": "/*",
                     "HttpMethod": "*",
@@ -131,15 +134,31 @@ def build(stage: str) -> dict[str, Any]:
             },
         },
     }
-    resources.update(_functions(stage, env))
+    app = _load_app(env)
+    resources.update(_functions(stage, env, app))
+    # Alarms on the service itself, the operations topic they notify, the dashboard.
+    watched = monitoring.build(
+        stage, load_config()["app_name"], env["METRICS_NAMESPACE"], function_ids(app),
+        table=TABLE, queue=FAILED_EVENTS, table_name=env["TABLE_NAME"], index_name=STATUS_INDEX)
+    resources.update(watched["Resources"])
     return {
         "Resources": resources,
         "Outputs": {
             "TableName": {"Value": {"Ref": TABLE}},
             "AlarmTopicArn": {"Value": {"Ref": ALARM_TOPIC}},
             "FailedEventsQueueUrl": {"Value": {"Ref": FAILED_EVENTS}},
+            **watched["Outputs"],
         },
     }
+
+
+def function_ids(app: Any) -> dict[str, str]:
+    """Logical id of each Lambda function Chalice packages -> its handler's name."""
+    from chalice.utils import to_cfn_resource_name
+
+    names = [*(source.name for source in app.event_sources),
+             *(function.name for function in app.pure_lambda_functions)]
+    return {"APIHandler": API_FUNCTION, **{to_cfn_resource_name(name): name for name in names}}
 
 
 def account_scoped(policy: dict[str, Any]) -> dict[str, Any]:
@@ -163,14 +182,13 @@ def _scoped_arn(arn: str) -> Any:
     return {"Fn::Sub": f"arn:${{AWS::Partition}}:{service}:${{AWS::Region}}:${{AWS::AccountId}}:{rest}"}
 
 
-def _functions(stage: str, env: dict[str, str]) -> dict[str, Any]:
+def _functions(stage: str, env: dict[str, str], app: Any) -> dict[str, Any]:
     """Each function's role gets the account-scoped policy; each asynchronously invoked
     handler an EventInvokeConfig; the alarm topic's subscription refers to the topic
     resource, so CloudFormation creates the topic before subscribing to it."""
     from chalice.app import CloudWatchEventConfig, ScheduledEventConfig, SNSEventConfig
     from chalice.utils import to_cfn_resource_name
 
-    app = _load_app(env)
     invoke_config = {
         "MaximumRetryAttempts": EVENT_RETRIES,
         "MaximumEventAgeInSeconds": EVENT_MAX_AGE_SECONDS,

@@ -1,5 +1,9 @@
 """`make run`: the service on http://127.0.0.1:$PORT through `chalice local`, backed by moto
-in server mode on 127.0.0.1:$MOTO_PORT as the embedded DynamoDB. Ctrl-C stops both."""
+in server mode on 127.0.0.1:$MOTO_PORT as the embedded DynamoDB. Ctrl-C stops both.
+
+After the banner (for you: URL, API key), every line is one JSON object, as in Lambda: the
+app's own log lines and EMF metrics pass through as they are, and what `chalice local` itself
+prints as text (its access log, a traceback) is wrapped into one JSON line each."""
 from __future__ import annotations
 
 import json
@@ -8,7 +12,10 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
+from typing import IO
 
 import boto3
 from moto.server import ThreadedMotoServer
@@ -16,6 +23,7 @@ from moto.server import ThreadedMotoServer
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from chalicelib.logs import iso_timestamp  # noqa: E402
 from chalicelib.store import create_table  # noqa: E402
 
 DEFAULT_API_KEY = "local-dev-key"
@@ -58,6 +66,26 @@ def ensure_table(env: dict[str, str], name: str) -> None:
         create_table(client, name)
 
 
+def as_json_line(line: str) -> str:
+    """A line of `chalice local`'s output as it is when it is JSON already, else wrapped."""
+    text = line.rstrip("\n")
+    if text.startswith("{"):
+        try:
+            json.loads(text)
+            return text
+        except ValueError:
+            pass
+    return json.dumps({"timestamp": iso_timestamp(time.time()), "level": "INFO", "message": text,
+                       "logger": "chalice.local"}, ensure_ascii=False)
+
+
+def relay(stream: IO[str]) -> None:
+    for line in stream:
+        if line.strip():
+            sys.stdout.write(as_json_line(line) + "\n")
+            sys.stdout.flush()
+
+
 def main() -> int:
     port = int(os.environ.get("PORT") or 8000)
     moto_port = int(os.environ.get("MOTO_PORT") or 8001)
@@ -83,8 +111,11 @@ def main() -> int:
         chalice = subprocess.Popen(
             [str(chalice_cli), "local", "--host", "127.0.0.1", "--port", str(port),
              "--stage", STAGE, "--no-autoreload"],
-            cwd=ROOT, env=env,
+            cwd=ROOT, env={**env, "PYTHONUNBUFFERED": "1"},
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, encoding="utf-8",
+            errors="replace",
         )
+        threading.Thread(target=relay, args=(chalice.stdout,), daemon=True).start()
         return chalice.wait()
     except KeyboardInterrupt:
         return 0
