@@ -71,6 +71,8 @@ TABLE_DEFINITION: dict[str, Any] = {
         _index(STATUS_SOURCE_INDEX, "status", "source_created"),
     ],
     "BillingMode": "PAY_PER_REQUEST",
+    # Notifications are driven by the change stream: every history entry is one INSERT.
+    "StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
 }
 
 BOTO_CONFIG = Config(
@@ -337,6 +339,40 @@ class Store:
             if not item[partition.range_attribute].startswith(partition.prefix):
                 return  # the run of this source within the status has ended
             yield item
+
+    @_translating_errors
+    def oldest(self, *, statuses: list[str], count: int) -> list[dict[str, Any]]:
+        """Up to `count` incidents of these statuses, oldest first: one Query per status."""
+        partitions = [
+            self._query_pages({
+                "IndexName": STATUS_INDEX,
+                "KeyConditionExpression": "#status = :status",
+                "ExpressionAttributeNames": {"#status": "status"},
+                "ExpressionAttributeValues": _values({":status": status}),
+            }, count)
+            for status in statuses
+        ]
+        merged = heapq.merge(*partitions, key=lambda item: item["created_key"])
+        return [_incident_from_item(item) for item in itertools.islice(merged, count)]
+
+    @_translating_errors
+    def count(self, status: str, source: str) -> int:
+        """How many incidents have this status and source: reads that partition's run only."""
+        params = {
+            "TableName": self.table_name,
+            "IndexName": STATUS_SOURCE_INDEX,
+            "KeyConditionExpression": "#status = :status AND begins_with(source_created, :source)",
+            "ExpressionAttributeNames": {"#status": "status"},
+            "ExpressionAttributeValues": _values({":status": status, ":source": f"{source}#"}),
+            "Select": "COUNT",
+        }
+        total = 0
+        while True:
+            response = self._client.query(**params)
+            total += response["Count"]
+            if "LastEvaluatedKey" not in response:
+                return total
+            params["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     def _query_items(self, params: dict[str, Any], count: int) -> list[dict[str, Any]]:
         return list(self._query_pages(params, count))
@@ -613,6 +649,22 @@ class Store:
             messages = "; ".join(r.get("Message", "") for r in reasons if r.get("Code") == "ValidationError")
             raise LimitExceeded(f"the change exceeds a DynamoDB limit: {messages}") from error
         raise Unavailable(f"transaction cancelled: {', '.join(codes)}") from error
+
+
+def change_from_stream(record: dict[str, Any]) -> tuple[int, dict[str, Any]] | None:
+    """A stream record that adds a history entry -> (incident id, entry); None for any other
+    record (incident items, dedup, once and bookkeeping items, modifications, TTL deletions)."""
+    if record.get("eventName") != "INSERT":
+        return None
+    image = (record.get("dynamodb") or {}).get("NewImage") or {}
+    item = _plain(image)
+    pk, sk = str(item.get("pk", "")), str(item.get("sk", ""))
+    if not (pk.startswith("incident#") and sk.startswith(ENTRY_PREFIX) and "entry" in item):
+        return None
+    entry = _entry_from_item(item)
+    if item["entry"].get("kind"):
+        entry["kind"] = item["entry"]["kind"]
+    return int(pk.removeprefix("incident#")), entry
 
 
 def _refused_dedup(alarm: AlarmMark | None, old: dict[str, Any] | None) -> Exception:

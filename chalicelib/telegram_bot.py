@@ -11,7 +11,9 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib import services, telegram
+from datetime import datetime, timedelta, timezone
+
+from chalicelib import notifier, services, telegram
 from chalicelib.incidents import IdempotencyKeyReused, IncidentNotFound, InvalidInput, TransitionNotAllowed
 from chalicelib.store import Store
 
@@ -94,6 +96,13 @@ def _run(store: Store, command: telegram.Command, once: services.OnceKey) -> str
                 return telegram.open_list_text(
                     services.list_open(store, telegram.OPEN_LIST_LIMIT)
                 )
+            case telegram.Mute(context=context, minutes=0):
+                notifier.unmute(store, context.chat_id)
+                return telegram.unmuted_text()
+            case telegram.Mute(context=context, minutes=minutes):
+                until = datetime.now(timezone.utc) + timedelta(minutes=minutes)
+                notifier.mute(store, context.chat_id, until)
+                return telegram.muted_text(until.isoformat())
     except IncidentNotFound as error:
         return telegram.not_found_text(error.incident_id)
     except TransitionNotAllowed as error:
