@@ -38,13 +38,17 @@ def sns_delivery(state: str) -> dict[str, Any]:
     sns = event["Records"][0]["Sns"]
     sns["MessageId"] = str(uuid.uuid4())  # a new notification, not a redelivery of the last one
     sns["Timestamp"] = _now()
+    # A state change happening now: the service ignores events older than the last one applied.
+    message = json.loads(sns["Message"])
+    message["StateChangeTime"] = _now()
+    sns["Message"] = json.dumps(message, ensure_ascii=False)
     return event
 
 
 def eventbridge_delivery(state: str) -> dict[str, Any]:
     event = _fixture(EVENTBRIDGE_FIXTURES[state])
     event["id"] = str(uuid.uuid4())
-    event["time"] = _now()
+    event["time"] = event["detail"]["state"]["timestamp"] = _now()
     return event
 
 

@@ -189,12 +189,14 @@ def test_the_topic_and_the_failed_events_queue_are_the_ones_config_and_policy_na
 
 
 @pytest.mark.parametrize("stage", STAGES)
-def test_the_policy_reaches_only_the_stage_table_its_index_and_its_parameters(stage):
+def test_the_policy_reaches_only_the_stage_table_its_indexes_and_its_parameters(stage):
     env = resources.stage_environment(stage)
     table = f"arn:aws:dynamodb:*:*:table/{env['TABLE_NAME']}"
-    assert arns(stage, "dynamodb") == {table, f"{table}/index/{STATUS_INDEX}"}
-    index_only = [s for s in statements(stage, "dynamodb") if "dynamodb:Query" in s["Action"]]
-    assert [s["Resource"] for s in index_only] == [[f"{table}/index/{STATUS_INDEX}"]]
+    indexes = {f"{table}/index/{index['IndexName']}" for index in TABLE_DEFINITION["GlobalSecondaryIndexes"]}
+    assert arns(stage, "dynamodb") == {table} | indexes
+    for statement in statements(stage, "dynamodb"):
+        if set(statement["Resource"]) & indexes:
+            assert statement["Action"] == ["dynamodb:Query"], statement  # indexes are only read
     assert arns(stage, "ssm") == {
         f"arn:aws:ssm:*:*:parameter{env['API_KEYS_PARAMETER']}",
         f"arn:aws:ssm:*:*:parameter{env['TELEGRAM_SECRET_PARAMETER']}",
