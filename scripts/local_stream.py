@@ -57,3 +57,44 @@ def run_notifier(reader: StreamReader, deliver: Callable[[list[dict[str, Any]]],
                 every_minute()
         except Exception as error:  # a local run keeps going, as Lambda would retry
             logger.warning("notification delivery failed, will retry: %s", error)
+
+
+def scheduled_event(now_iso: str) -> dict[str, Any]:
+    """What EventBridge hands a scheduled Lambda."""
+    return {"version": "0", "id": f"local-{now_iso}", "detail-type": "Scheduled Event",
+            "source": "aws.events", "account": "000000000000", "time": now_iso,
+            "region": "eu-west-1", "resources": [], "detail": {}}
+
+
+def start(app_environment: dict[str, str], stop: threading.Event) -> threading.Thread:
+    """In this process, with the app's environment: read the embedded table's stream and run
+    the notification handler and the two schedules as Lambda would."""
+    import os
+    from datetime import datetime, timezone
+
+    import boto3
+
+    os.environ.update(app_environment)
+    os.environ.pop("TELEGRAM_BOT_TOKEN_PARAMETER", None)  # locally the token, if any, is in the environment
+    os.environ["AWS_ACCOUNT_ID_ENDPOINT_MODE"] = "disabled"  # moto serves streams on the regional endpoint
+    import app as app_module
+
+    endpoint = os.environ["AWS_ENDPOINT_URL_DYNAMODB"]
+    reader = StreamReader(boto3.client("dynamodb"),
+                          boto3.client("dynamodbstreams", endpoint_url=endpoint),
+                          os.environ["TABLE_NAME"])
+
+    def every_minute() -> None:
+        now = datetime.now(timezone.utc)
+        event = scheduled_event(now.isoformat(timespec="seconds").replace("+00:00", "Z"))
+        app_module.remind_waiting_incidents(event, None)
+        if now.hour == app_module.DIGEST_HOUR_UTC:
+            app_module.daily_digest(event, None)  # once a day: the outbox remembers it was sent
+
+    thread = threading.Thread(
+        target=run_notifier, name="local-notifier", daemon=True,
+        args=(reader, lambda records: app_module.on_incident_change({"Records": records}, None),
+              every_minute, stop),
+    )
+    thread.start()
+    return thread

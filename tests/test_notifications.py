@@ -142,7 +142,7 @@ def test_redelivered_stream_records_send_nothing_twice(api, client, bot, stream)
     assert bot.texts == ["#1 [operator] new: Самокат #42 не в сети", "#1 → closed by api"]
 
 
-def test_a_burst_of_100_alarm_incidents_is_folded_into_one_message(client, bot, stream):
+def test_a_burst_of_100_alarm_incidents_is_folded_into_one_message(client, bot, stream, fast_moto):
     for n in range(100):
         client.lambda_.invoke(ALARM_SNS, sns_alarm(f"scooter-{n}-offline"))
     deliver_new(client, stream)
@@ -297,3 +297,30 @@ def test_without_a_bot_token_messages_go_to_the_console(api, client, bot, stream
 
     assert bot.paths == []
     assert f"[telegram → {CHAT}] #1 [partner] new: Касса #7 не отвечает" in capsys.readouterr().out
+
+
+# The local run delivers the same notifications
+
+def test_an_alarm_fired_at_the_local_run_reaches_the_group_exactly_once():
+    import os
+    import subprocess
+    import time
+
+    from tests.conftest import ROOT
+    from tests.local_run import local_service
+
+    with FakeBotApi() as fake, local_service({"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": fake.url,
+                                              "TELEGRAM_NOTIFY_CHAT": CHAT}) as run:
+        moto_port = run.moto_url.rsplit(":", 1)[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        fired = subprocess.run(["make", "--no-print-directory", "fire-alarm", "STATE=ALARM"], cwd=ROOT,
+                               env={**env, "MOTO_PORT": moto_port}, capture_output=True, text=True,
+                               timeout=120)
+        assert fired.returncode == 0, fired.stderr
+        deadline = time.monotonic() + 30
+        while not fake.messages and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(3)  # a few more polls of the stream: nothing is sent twice
+
+    assert [m["chat_id"] for m in fake.messages] == [CHAT]
+    assert fake.texts[0].startswith("#1 [monitoring] new: scooter-42-offline")
