@@ -93,7 +93,8 @@ def main() -> int:
 
     # Both fixtures name the same alarm, so its dedup key finds the incident it touched.
     alarm_key = parse_eventbridge_event(_fixture(EVENTBRIDGE_FIXTURES[args.state])).dedup_key
-    owner = store.dedup_owner(alarm_key)
+    record = store.dedup_record(alarm_key)
+    owner = record.incident_id if record is not None else None
     incident = store.get_incident(owner) if owner is not None else None
     print(f"Delivered {args.state} for {alarm_key} via {args.via}.")
     if incident is None:
