@@ -282,12 +282,14 @@ def test_the_digest_counts_open_incidents_and_lists_the_five_oldest(store, bot):
     assert lines[5] == "Open: 5 new, 1 in_progress (operator 2, monitoring 2, partner 2)"
 
 
-def test_no_chat_configured_sends_nothing(api, client, bot, stream, monkeypatch):
-    monkeypatch.delenv("TELEGRAM_NOTIFY_CHAT")
-    api.create()
-    deliver_new(client, stream)
+def test_no_chat_configured_sends_nothing(store, bot, stream):
+    services.open_incident(store, description="x", source="partner", by="api")
+    sender = telegram_client.BotApi(TOKEN, bot.url)
 
-    assert bot.paths == []
+    sent = notifier.deliver_changes(store, sender, notifier.Settings(chat_id=None), stream.poll(),
+                                    datetime.now(timezone.utc))
+
+    assert sent == 0 and bot.paths == []
 
 
 def test_without_a_bot_token_messages_go_to_the_console(api, client, bot, stream, monkeypatch, capsys):
