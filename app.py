@@ -5,12 +5,15 @@ import functools
 import json
 import logging
 import os
+from datetime import datetime, timezone
 from typing import Any, Callable
 
 from botocore.exceptions import BotoCoreError, ClientError
 from chalice import (
     BadRequestError,
     Chalice,
+    Cron,
+    Rate,
     NotFoundError,
     Response,
     UnprocessableEntityError,
@@ -256,3 +259,43 @@ def _api_root() -> str:
     context = app.current_request.context
     path, resource = context.get("path") or "", context.get("resourcePath") or ""
     return path[: -len(resource)].rstrip("/") if resource and path.endswith(resource) else ""
+
+
+# --- Notifications into the Telegram group (after a change is stored, never inside a request) ---
+
+# Deployed, the template points the event source at the table's stream (deploy/resources.py).
+TABLE_STREAM_ARN = os.environ.get(
+    "TABLE_STREAM_ARN", "arn:aws:dynamodb:eu-west-1:000000000000:table/incidents/stream/local"
+)
+DIGEST_HOUR_UTC = int(os.environ.get("DIGEST_HOUR_UTC") or 8)
+
+
+@app.on_dynamodb_record(stream_arn=TABLE_STREAM_ARN, batch_size=100,
+                        maximum_batching_window_in_seconds=5)
+def on_incident_change(event: Any) -> None:
+    """A failure raises: Lambda retries the batch, and what was sent already is not sent again."""
+    from chalicelib import notifier, telegram_client
+
+    notifier.deliver_changes(default_store(), telegram_client.from_environment(),
+                             notifier.Settings.from_environment(), event.to_dict()["Records"],
+                             _now())
+
+
+@app.schedule(Rate(5, unit=Rate.MINUTES))
+def remind_waiting_incidents(event: Any) -> None:
+    from chalicelib import notifier, telegram_client
+
+    notifier.send_reminders(default_store(), telegram_client.from_environment(),
+                            notifier.Settings.from_environment(), _now())
+
+
+@app.schedule(Cron(0, DIGEST_HOUR_UTC, "*", "*", "?", "*"))
+def daily_digest(event: Any) -> None:
+    from chalicelib import notifier, telegram_client
+
+    notifier.send_digest(default_store(), telegram_client.from_environment(),
+                         notifier.Settings.from_environment(), _now())
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)

@@ -192,6 +192,29 @@ def last_json(stdout: str) -> dict:
     return json.loads(stdout.strip().splitlines()[-1])
 
 
+def part_notify(sizes: list[int], targets: list) -> None:
+    """The notification schedules read only open incidents; the API pays nothing for them."""
+    from notify_counts import OPEN, measure
+
+    say(f"## Notifications: DynamoDB calls (items read) with the same {OPEN} open incidents")
+    results = {size: measure(size) for size in sizes}
+    names = list(results[sizes[0]])
+    table(["operation", "", *[short(size) for size in sizes]],
+          [[name, "", *[f"{results[s][name].calls} ({results[s][name].items_read})" for s in sizes]]
+           for name in names])
+    say()
+    first, last = results[sizes[0]], results[sizes[-1]]
+    for name in ("reminder run", "digest"):
+        flat = (growth(first[name].calls, last[name].calls) <= FLAT_GROWTH
+                and growth(first[name].items_read, last[name].items_read) <= FLAT_GROWTH)
+        targets.append((f"{name}: calls and items read flat {short(sizes[0])}→{short(sizes[-1])} "
+                        f"with {OPEN} open ({last[name].calls} calls, {last[name].items_read} items)",
+                        flat, ""))
+    for name in ("API create", "API status change"):
+        targets.append((f"{name}: no DynamoDB call for notifications ({last[name].calls} calls, "
+                        "the same as without them)", last[name].calls == 2, ""))
+
+
 def part_cold(runs: int, targets: list) -> None:
     from coldstart import measure
     from no_observability import SWITCH
@@ -298,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default=DEFAULT_SIZES, help=f"stored incidents (default {DEFAULT_SIZES})")
     parser.add_argument("--runs", type=int, default=10, help="cold start runs per side (default 10)")
     parser.add_argument("--warm-n", type=int, default=200, help="warm requests per kind (default 200)")
-    parser.add_argument("--only", default="counts,cold,warm,package")
+    parser.add_argument("--only", default="counts,notify,cold,warm,package")
     args = parser.parse_args(argv)
     sizes = sorted(int(s) for s in args.sizes.split(",") if s.strip())
     parts = set(args.only.split(","))
@@ -309,6 +332,7 @@ def main(argv: list[str] | None = None) -> int:
         f"python {sys.version.split()[0]})")
     say()
     for name, run in (("counts", lambda: part_counts(sizes, targets)),
+                      ("notify", lambda: part_notify(sizes, targets)),
                       ("cold", lambda: part_cold(args.runs, targets)),
                       ("warm", lambda: part_warm(args.warm_n, targets)),
                       ("package", lambda: part_package(targets))):

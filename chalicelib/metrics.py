@@ -292,7 +292,7 @@ OPEN_STATUSES = ("new", "in_progress")
 
 def report_open_incidents(store: Any) -> dict[str, int]:
     """The scheduled gauge: count each open status on the status index and put OpenIncidents."""
-    counts = {status: store.count_by_status(status) for status in OPEN_STATUSES}
+    counts = {status: store.count(status) for status in OPEN_STATUSES}
     open_incidents(counts)
     return counts
 

@@ -72,6 +72,8 @@ TABLE_DEFINITION: dict[str, Any] = {
         _index(STATUS_SOURCE_INDEX, "status", "source_created"),
     ],
     "BillingMode": "PAY_PER_REQUEST",
+    # Notifications are driven by the change stream: every history entry is one INSERT.
+    "StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
 }
 
 BOTO_CONFIG = Config(
@@ -341,9 +343,25 @@ class Store:
             yield item
 
     @_translating_errors
-    def count_by_status(self, status: str) -> int:
-        """How many incidents have `status` (Select=COUNT: reads that partition, returns no item)."""
-        params = {
+    def oldest(self, *, statuses: list[str], count: int) -> list[dict[str, Any]]:
+        """Up to `count` incidents of these statuses, oldest first: one Query per status."""
+        partitions = [
+            self._query_pages({
+                "IndexName": STATUS_INDEX,
+                "KeyConditionExpression": "#status = :status",
+                "ExpressionAttributeNames": {"#status": "status"},
+                "ExpressionAttributeValues": _values({":status": status}),
+            }, count)
+            for status in statuses
+        ]
+        merged = heapq.merge(*partitions, key=lambda item: item["created_key"])
+        return [_incident_from_item(item) for item in itertools.islice(merged, count)]
+
+    @_translating_errors
+    def count(self, status: str, source: str | None = None) -> int:
+        """How many incidents have this status (and source): Select=COUNT reads that partition
+        (or that source's run within it) and returns no item."""
+        params: dict[str, Any] = {
             "TableName": self.table_name,
             "IndexName": STATUS_INDEX,
             "KeyConditionExpression": "#status = :status",
@@ -351,6 +369,10 @@ class Store:
             "ExpressionAttributeValues": _values({":status": status}),
             "Select": "COUNT",
         }
+        if source is not None:
+            params["IndexName"] = STATUS_SOURCE_INDEX
+            params["KeyConditionExpression"] += " AND begins_with(source_created, :source)"
+            params["ExpressionAttributeValues"] = _values({":status": status, ":source": f"{source}#"})
         total = 0
         while True:
             response = self._client.query(**params)
@@ -634,6 +656,22 @@ class Store:
             messages = "; ".join(r.get("Message", "") for r in reasons if r.get("Code") == "ValidationError")
             raise LimitExceeded(f"the change exceeds a DynamoDB limit: {messages}") from error
         raise Unavailable(f"transaction cancelled: {', '.join(codes)}") from error
+
+
+def change_from_stream(record: dict[str, Any]) -> tuple[int, dict[str, Any]] | None:
+    """A stream record that adds a history entry -> (incident id, entry); None for any other
+    record (incident items, dedup, once and bookkeeping items, modifications, TTL deletions)."""
+    if record.get("eventName") != "INSERT":
+        return None
+    image = (record.get("dynamodb") or {}).get("NewImage") or {}
+    item = _plain(image)
+    pk, sk = str(item.get("pk", "")), str(item.get("sk", ""))
+    if not (pk.startswith("incident#") and sk.startswith(ENTRY_PREFIX) and "entry" in item):
+        return None
+    entry = _entry_from_item(item)
+    if item["entry"].get("kind"):
+        entry["kind"] = item["entry"]["kind"]
+    return int(pk.removeprefix("incident#")), entry
 
 
 def _refused_dedup(alarm: AlarmMark | None, old: dict[str, Any] | None) -> Exception:

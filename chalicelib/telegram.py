@@ -8,6 +8,7 @@ Grammar, case-insensitive, in a chat from the allowed list:
   #42 <status word> [note]                                           change status
   <status word> [note], as a reply to the bot's message about #42    change status
   /open                                                              list open incidents
+  /mute 2h (30m, 1d … up to 7d) | /unmute                            quiet reminders and digest
 Everything else is ignored, with a reason for the log: edited messages (an edit must not
 create a second incident or repeat a change), channel posts (no sender, no one to answer),
 messages without text or caption (stickers, service messages), a tag or /new with nothing
@@ -68,11 +69,22 @@ class ListOpen:
 
 
 @dataclass(frozen=True)
+class Mute:
+    context: Context
+    minutes: int  # 0: unmute
+
+
+@dataclass(frozen=True)
 class Ignore:
     reason: str
 
 
-Command = CreateIncident | ChangeStatus | ListOpen | Ignore
+Command = CreateIncident | ChangeStatus | ListOpen | Mute | Ignore
+
+MAX_MUTE_MINUTES = 7 * 24 * 60
+_DURATION = re.compile(r"([0-9]{1,4})\s*(m|min|h|d)?", re.I)
+_DURATION_MINUTES = {"m": 1, "min": 1, "h": 60, "d": 24 * 60}
+BAD_DURATION = "mute duration not understood"
 
 _TAG_SOURCES: dict[str, Source] = {
     "operator": Source.OPERATOR,
@@ -228,7 +240,22 @@ def _slash_command(text: str, context: Context, bot_username: str | None) -> Com
         return ListOpen(context)
     if name == "new":
         return _create(context, rest, Source.OPERATOR)
+    if name == "mute":
+        return _mute(context, rest)
+    if name == "unmute":
+        return Mute(context, 0)
     return Ignore(NOT_A_COMMAND)
+
+
+def _mute(context: Context, rest: str) -> Command:
+    """`/mute` alone is one hour; `/mute 30m`, `2h`, `1d`; at most seven days."""
+    match = _DURATION.fullmatch(rest.strip() or "1h")
+    if match is None:
+        return Ignore(BAD_DURATION)
+    minutes = int(match.group(1)) * _DURATION_MINUTES[(match.group(2) or "h").lower()]
+    if minutes < 1:
+        return Ignore(BAD_DURATION)
+    return Mute(context, min(minutes, MAX_MUTE_MINUTES))
 
 
 def _tagged(text: str, context: Context) -> Command:
@@ -320,6 +347,15 @@ def not_found_text(incident_id: int) -> str:
 
 def transition_refused_text(incident_id: int, current: str, allowed: list[str]) -> str:
     return f"#{incident_id} is {current}; allowed: {', '.join(allowed) or 'none'}"
+
+
+def muted_text(until: str) -> str:
+    return (f"Reminders and the daily digest are muted until {until[:16].replace('T', ' ')} UTC. "
+            "New incidents are still announced.")
+
+
+def unmuted_text() -> str:
+    return "Reminders and the daily digest are back on."
 
 
 def not_accepted_text(reason: str) -> str:

@@ -11,7 +11,9 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib import logs, services, telegram
+from datetime import datetime, timedelta, timezone
+
+from chalicelib import logs, notifier, services, telegram
 from chalicelib.incidents import IdempotencyKeyReused, IncidentNotFound, InvalidInput, TransitionNotAllowed
 from chalicelib.store import Store
 
@@ -101,6 +103,13 @@ def _run(store: Store, command: telegram.Command, once: services.OnceKey) -> str
                 return telegram.open_list_text(
                     services.list_open(store, telegram.OPEN_LIST_LIMIT)
                 )
+            case telegram.Mute(context=context, minutes=0):
+                notifier.unmute(store, context.chat_id)
+                return telegram.unmuted_text()
+            case telegram.Mute(context=context, minutes=minutes):
+                until = datetime.now(timezone.utc) + timedelta(minutes=minutes)
+                notifier.mute(store, context.chat_id, until)
+                return telegram.muted_text(until.isoformat())
     except IncidentNotFound as error:
         logs.annotate(outcome="refused", incident_id=error.incident_id, reason="not found")
         return telegram.not_found_text(error.incident_id)

@@ -43,6 +43,8 @@ FAILED_EVENTS = "FailedEvents"
 # A failed async invocation (SNS, EventBridge) is retried by Lambda this often, then parked.
 EVENT_RETRIES = 2
 EVENT_MAX_AGE_SECONDS = 6 * 3600
+# A stream batch that keeps failing (Telegram down) is retried this often, then parked.
+STREAM_RETRIES = 20
 FAILED_EVENTS_RETENTION_SECONDS = 14 * 24 * 3600
 
 
@@ -87,6 +89,8 @@ def failed_events_queue_name(stage: str) -> str:
 
 def table_properties(table_name: str, protect_data: bool) -> dict[str, Any]:
     properties: dict[str, Any] = {"TableName": table_name, **copy.deepcopy(TABLE_DEFINITION)}
+    # CloudFormation turns the stream on by its view type alone (StreamEnabled is the API's).
+    properties["StreamSpecification"].pop("StreamEnabled", None)
     properties["TimeToLiveSpecification"] = {"AttributeName": TTL_ATTRIBUTE, "Enabled": True}
     if protect_data:
         properties["PointInTimeRecoverySpecification"] = {"PointInTimeRecoveryEnabled": True}
@@ -186,7 +190,12 @@ def _functions(stage: str, env: dict[str, str], app: Any) -> dict[str, Any]:
     """Each function's role gets the account-scoped policy; each asynchronously invoked
     handler an EventInvokeConfig; the alarm topic's subscription refers to the topic
     resource, so CloudFormation creates the topic before subscribing to it."""
-    from chalice.app import CloudWatchEventConfig, ScheduledEventConfig, SNSEventConfig
+    from chalice.app import (
+        CloudWatchEventConfig,
+        DynamoDBEventConfig,
+        ScheduledEventConfig,
+        SNSEventConfig,
+    )
     from chalice.utils import to_cfn_resource_name
 
     invoke_config = {
@@ -205,6 +214,9 @@ def _functions(stage: str, env: dict[str, str], app: Any) -> dict[str, Any]:
             {"PolicyName": f"{role}Policy", "PolicyDocument": copy.deepcopy(document)},
         ]}}
     for source in app.event_sources:
+        if isinstance(source, DynamoDBEventConfig):
+            resources.update(_stream_consumer(source))
+            continue
         if not isinstance(source, (SNSEventConfig, CloudWatchEventConfig, ScheduledEventConfig)):
             continue
         properties: dict[str, Any] = {"EventInvokeConfig": copy.deepcopy(invoke_config)}
@@ -215,6 +227,39 @@ def _functions(stage: str, env: dict[str, str], app: Any) -> dict[str, Any]:
             properties["Events"] = {event_name: {"Properties": {"Topic": topic}}}
         resources[to_cfn_resource_name(source.name)] = {"Properties": properties}
     return resources
+
+
+def _stream_consumer(source: Any) -> dict[str, Any]:
+    """The notifier reads the table's own stream (Chalice only knows a literal ARN): retried
+    batch by batch, halved on failure, then parked in the failure queue; its role may read
+    that stream and nothing else of the kind."""
+    from chalice.utils import to_cfn_resource_name
+
+    event_name = to_cfn_resource_name(f"{source.name}-dynamodb-event-source")
+    stream = {"Fn::GetAtt": [TABLE, "StreamArn"]}
+    role = to_cfn_resource_name(f"{source.name}_role")
+    return {
+        to_cfn_resource_name(source.name): {"Properties": {"Events": {event_name: {"Properties": {
+            "Stream": stream,
+            "MaximumRetryAttempts": STREAM_RETRIES,
+            "BisectBatchOnFunctionError": True,
+            "MaximumRecordAgeInSeconds": EVENT_MAX_AGE_SECONDS,
+            "DestinationConfig": {"OnFailure": {"Destination": {"Fn::GetAtt": [FAILED_EVENTS, "Arn"]}}},
+        }}}}},
+        f"{role}StreamPolicy": {
+            "Type": "AWS::IAM::Policy",
+            "Properties": {
+                "PolicyName": f"{role}Stream",
+                "Roles": [{"Ref": role}],
+                "PolicyDocument": {"Version": "2012-10-17", "Statement": [{
+                    "Effect": "Allow",
+                    "Action": ["dynamodb:DescribeStream", "dynamodb:GetRecords",
+                               "dynamodb:GetShardIterator", "dynamodb:ListStreams"],
+                    "Resource": [stream],
+                }]},
+            },
+        },
+    }
 
 
 def _load_app(env: dict[str, str]) -> Any:

@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from chalicelib.logs import iso_timestamp  # noqa: E402
 from chalicelib.store import create_table  # noqa: E402
+import local_stream  # noqa: E402
 
 DEFAULT_API_KEY = "local-dev-key"
 DEFAULT_TELEGRAM_SECRET = "local-telegram-secret"
@@ -52,6 +53,17 @@ def local_environment(moto_port: int) -> dict[str, str]:
     env.pop("AWS_PROFILE", None)
     env.pop("AWS_SESSION_TOKEN", None)
     return env
+
+
+def notifier_environment(env: dict[str, str], table: str) -> dict[str, str]:
+    """What `chalice local` gives the app (the stage's variables, then ours), for the
+    notification handler this process runs beside it."""
+    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    stage_env = {**config.get("environment_variables", {}),
+                 **config["stages"][STAGE].get("environment_variables", {})}
+    overridable = {name: env[name] for name in ("TELEGRAM_NOTIFY_CHAT", "REMIND_NEW_AFTER_MIN",
+                                                "DIGEST_HOUR_UTC") if env.get(name)}
+    return {**env, **stage_env, **overridable, "TABLE_NAME": table}
 
 
 def ensure_table(env: dict[str, str], name: str) -> None:
@@ -98,6 +110,7 @@ def main() -> int:
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
     moto.start()
     chalice = None
+    stop_notifier = threading.Event()
     try:
         table = stage_table_name()
         ensure_table(env, table)
@@ -107,6 +120,7 @@ def main() -> int:
         print(f"API key: {api_key}   (header x-api-key; set API_KEYS to choose your own)")
         print(f"Telegram webhook secret: {env['TELEGRAM_SECRET_TOKEN']}   (header X-Telegram-Bot-Api-Secret-Token)")
         print("Ctrl-C stops both.", flush=True)
+        local_stream.start(notifier_environment(env, table), stop_notifier)
         chalice_cli = Path(sys.executable).parent / "chalice"
         chalice = subprocess.Popen(
             [str(chalice_cli), "local", "--host", "127.0.0.1", "--port", str(port),
@@ -126,6 +140,7 @@ def main() -> int:
                 chalice.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 chalice.kill()
+        stop_notifier.set()
         moto.stop()
 
 

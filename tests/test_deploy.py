@@ -19,7 +19,7 @@ from chalicelib import auth, secrets
 from chalicelib.store import STATUS_INDEX, TABLE_DEFINITION, TTL_ATTRIBUTE, create_table
 from deploy import resources
 from deploy.iam import granted_actions, recording
-from tests.conftest import API_KEY, ROOT, load_payload
+from tests.conftest import API_KEY, ROOT, TABLE_NAME, load_payload
 
 STAGES = ("dev", "prod")
 CHALICE = Path(sys.executable).parent / "chalice"
@@ -167,7 +167,9 @@ def test_the_template_table_is_the_table_the_code_and_tests_use(stage):
         "DeletionProtectionEnabled": properties.pop("DeletionProtectionEnabled", None),
         "DeletionPolicy": table["DeletionPolicy"],
     }
-    assert properties == TABLE_DEFINITION
+    stream = properties.pop("StreamSpecification")
+    assert {**stream, "StreamEnabled": True} == TABLE_DEFINITION["StreamSpecification"]
+    assert properties == {k: v for k, v in TABLE_DEFINITION.items() if k != "StreamSpecification"}
     if stage == "prod":
         assert protected == {"PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
                              "DeletionProtectionEnabled": True, "DeletionPolicy": "Retain"}
@@ -200,6 +202,7 @@ def test_the_policy_reaches_only_the_stage_table_its_indexes_and_its_parameters(
     assert arns(stage, "ssm") == {
         f"arn:aws:ssm:*:*:parameter{env['API_KEYS_PARAMETER']}",
         f"arn:aws:ssm:*:*:parameter{env['TELEGRAM_SECRET_PARAMETER']}",
+        f"arn:aws:ssm:*:*:parameter{env['TELEGRAM_BOT_TOKEN_PARAMETER']}",
     }
     for statement in resources.load_policy(stage)["Statement"]:
         assert all("*" not in action for action in statement["Action"]), statement
@@ -238,10 +241,26 @@ def test_the_policy_grants_exactly_the_calls_the_code_makes(dynamodb, api, clien
         client.http.post("/telegram/webhook", body=json.dumps(load_payload("telegram/new_operator.json")),
                          headers={"Content-Type": "application/json",
                                   "X-Telegram-Bot-Api-Secret-Token": "tg-secret"})
+        unmute = {**load_payload("telegram/new_operator.json"), "update_id": 5}
+        unmute["message"] = {**unmute["message"], "text": "/unmute"}
+        client.http.post("/telegram/webhook", body=json.dumps(unmute),
+                         headers={"Content-Type": "application/json",
+                                  "X-Telegram-Bot-Api-Secret-Token": "tg-secret"})
+        client.lambda_.invoke("on_incident_change", {"Records": stream_records(dynamodb, monkeypatch)})
+        schedule = client.events.generate_cw_event("aws.events", "Scheduled Event", {}, [])
+        client.lambda_.invoke("remind_waiting_incidents", schedule)
+        client.lambda_.invoke("daily_digest", schedule)
     secrets.clear_cache()
     granted = granted_actions(resources.load_policy("prod")) - INFRASTRUCTURE_ACTIONS
     assert called == granted, (
         f"called but not granted: {sorted(called - granted)}; granted but never called: {sorted(granted - called)}")
+
+
+def stream_records(dynamodb: Any, monkeypatch: Any) -> list[dict[str, Any]]:
+    from scripts.local_stream import StreamReader
+
+    monkeypatch.setenv("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled")
+    return StreamReader(dynamodb, boto3.client("dynamodbstreams"), TABLE_NAME).poll()
 
 
 # --- chalice package + cfn-lint -------------------------------------------------------
@@ -290,9 +309,15 @@ def test_the_packaged_stack_merges_resources_onto_what_chalice_generates(package
     functions = {name: r for name, r in template.items() if r["Type"] == "AWS::Serverless::Function"}
     events = {name: r for name, r in functions.items() if r["Properties"].get("Events")}
     assert events, "no event handlers packaged"
+    failed_events = {"Fn::GetAtt": [resources.FAILED_EVENTS, "Arn"]}
     for name, function in events.items():
+        [(kind, event)] = [(e["Type"], e) for e in function["Properties"]["Events"].values()]
+        if kind == "DynamoDB":  # a stream consumer: its failures are parked by the event source
+            assert event["Properties"]["Stream"] == {"Fn::GetAtt": [resources.TABLE, "StreamArn"]}
+            assert event["Properties"]["DestinationConfig"] == {"OnFailure": {"Destination": failed_events}}
+            continue
         destination = function["Properties"]["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]
-        assert destination == {"Type": "SQS", "Destination": {"Fn::GetAtt": [resources.FAILED_EVENTS, "Arn"]}}
+        assert destination == {"Type": "SQS", "Destination": failed_events}
     topics = [e["Properties"]["Topic"] for f in events.values()
               for e in f["Properties"]["Events"].values() if e["Type"] == "SNS"]
     assert topics == [{"Fn::Sub": "${AlarmTopic}"}]

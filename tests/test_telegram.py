@@ -542,3 +542,19 @@ def test_the_open_list_stays_short_even_with_many_long_incidents():
     assert len(text.splitlines()) == 10
     assert len(text) < 4096
     assert text.splitlines()[0].endswith("…")
+
+
+# /mute and /unmute
+
+@pytest.mark.parametrize("text, minutes", [
+    ("/mute 2h", 120), ("/mute 30m", 30), ("/mute 1d", 1440), ("/mute", 60), ("/mute 90 min", 90),
+    ("/mute 30d", 7 * 24 * 60), ("/unmute", 0), ("/mute@IncidentBot 2h", 120),
+])
+def test_mute_takes_a_duration_up_to_a_week(text, minutes):
+    command = parse(with_text("new_operator", text))
+    assert isinstance(command, telegram.Mute) and command.minutes == minutes
+
+
+@pytest.mark.parametrize("text", ["/mute soon", "/mute 0h", "/mute -2h"])
+def test_a_mute_duration_that_is_not_understood_is_ignored(text):
+    assert parse(with_text("new_operator", text)) == telegram.Ignore(telegram.BAD_DURATION)

@@ -1,0 +1,90 @@
+"""What the group is told, as text. Pure: no I/O, no clock (times are passed in).
+
+Every message about one incident starts with `#<id>`, so a reply to it with a status word works
+like any other command in the group.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+DESCRIPTION_PREVIEW = 300
+MAX_MESSAGE = 4096  # Telegram's limit for one message
+ELLIPSIS = "…"
+
+
+def change_text(incident: dict[str, Any], entry: dict[str, Any]) -> str | None:
+    """The message for one history entry made outside the group; None when there is nothing to say."""
+    ident, by, note = incident["id"], entry["by"], entry.get("note")
+    if entry.get("kind") == "note":
+        return f"#{ident} note by {by}: {_one_line(note or '')}"
+    if entry["status"] == "new":
+        return f"#{ident} [{_labels(incident)}] new: {_preview(incident['description'], DESCRIPTION_PREVIEW)}"
+    if by == "cloudwatch" and entry["status"] == "resolved":
+        return f"#{ident} resolved: alarm recovered"
+    text = f"#{ident} → {entry['status']} by {by}"
+    return f"{text}: {_one_line(note)}" if note else text
+
+
+def reminder_text(incident: dict[str, Any], now: datetime) -> str:
+    return f"#{incident['id']} has waited {_age(incident['created_at'], now)} in new"
+
+
+def digest_text(counts: dict[tuple[str, str], int], oldest: list[dict[str, Any]], now: datetime) -> str:
+    """The oldest open incidents first (each line starts with its id), then the open counts."""
+    lines = [
+        f"#{i['id']} [{_labels(i)}] {i['status']} for {_age(i['created_at'], now)}: "
+        f"{_preview(i['description'], 80)}"
+        for i in oldest
+    ]
+    by_status: dict[str, int] = {}
+    by_source: dict[str, int] = {}
+    for (status, source), count in counts.items():
+        by_status[status] = by_status.get(status, 0) + count
+        by_source[source] = by_source.get(source, 0) + count
+    statuses = ", ".join(f"{count} {status}" for status, count in by_status.items())
+    sources = ", ".join(f"{source} {count}" for source, count in by_source.items())
+    lines.append(f"Open: {statuses} ({sources})" if oldest else "No open incidents.")
+    return "\n".join(lines)
+
+
+def fold(texts: list[str]) -> str:
+    """A burst as one message: one line each, cut to Telegram's limit with a count of the rest."""
+    lines = [_one_line(text) for text in texts]
+    kept: list[str] = []
+    size = 0
+    for index, line in enumerate(lines):
+        rest = len(lines) - index
+        tail = f"… and {rest} more"
+        if size + len(line) + 1 + len(tail) > MAX_MESSAGE and rest > 0:
+            kept.append(tail)
+            break
+        kept.append(line)
+        size += len(line) + 1
+    return "\n".join(kept)
+
+
+def _labels(incident: dict[str, Any]) -> str:
+    severity = incident.get("severity")
+    return f"{incident['source']}, {severity}" if severity else incident["source"]
+
+
+def _age(created_at: str, now: datetime) -> str:
+    minutes = max(0, int((now - _parse(created_at)).total_seconds() // 60))
+    if minutes < 120:
+        return f"{minutes} min"
+    hours = minutes // 60
+    return f"{hours} h" if hours < 48 else f"{hours // 24} d"
+
+
+def _parse(moment: str) -> datetime:
+    return datetime.fromisoformat(moment.replace("Z", "+00:00"))
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _preview(text: str, limit: int) -> str:
+    flat = _one_line(text)
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + ELLIPSIS

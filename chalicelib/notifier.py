@@ -1,0 +1,167 @@
+"""Telling the group: the use cases behind the stream handler and the two schedules.
+
+Runs only after a change is stored (driven by the table's change stream or a schedule), never
+inside a request: the API, the alarm handlers and the webhook answer the same whether Telegram
+is up or not. Each notification is claimed in the outbox before it is sent and marked after, so
+a redelivered stream record or a retried batch never sends it twice; a failed send gives the
+claim back and raises, so that Lambda retries it.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Iterable, Protocol
+
+from chalicelib import notifications
+from chalicelib.incidents import OPEN_STATUSES, Source, Status
+from chalicelib.outbox import Outbox
+from chalicelib.store import Store, change_from_stream
+
+# Telegram allows about 20 messages a minute to one group; a burst is folded into one message.
+MESSAGES_PER_MINUTE = 20
+FOLD_OVER = 3
+MAX_REMINDERS_PER_RUN = 200
+OLDEST_IN_DIGEST = 5
+
+logger = logging.getLogger(__name__)
+
+
+class Sender(Protocol):
+    def send_message(self, chat_id: str, text: str) -> None: ...
+
+
+class OverBudget(Exception):
+    """The group had its share of messages this minute; Lambda retries the batch later."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    chat_id: str | None
+    remind_after_min: int = 15
+    remind_every_min: int = 60
+
+    @classmethod
+    def from_environment(cls) -> "Settings":
+        return cls(
+            chat_id=os.environ.get("TELEGRAM_NOTIFY_CHAT", "").strip() or None,
+            remind_after_min=int(os.environ.get("REMIND_NEW_AFTER_MIN") or 15),
+        )
+
+
+def deliver_changes(store: Store, sender: Sender, settings: Settings,
+                    records: Iterable[dict[str, Any]], now: datetime) -> int:
+    """Stream records -> messages about changes made outside the group. Returns how many
+    notifications were sent (folded ones count each)."""
+    if settings.chat_id is None:
+        return 0
+    messages = []
+    for record in records:
+        change = change_from_stream(record)
+        if change is None:
+            continue
+        incident_id, entry = change
+        if entry["by"].startswith("telegram:"):
+            continue  # made in the group: the webhook's own answer told it already
+        incident = store.get_incident_item(incident_id)
+        text = notifications.change_text(incident, entry) if incident else None
+        if text:
+            messages.append((f"change#{incident_id}#{entry['at']}", text))
+    return _send(Outbox(store), sender, settings.chat_id, messages, now)
+
+
+def send_reminders(store: Store, sender: Sender, settings: Settings, now: datetime) -> int:
+    """One message per incident still `new` after REMIND_NEW_AFTER_MIN, then every hour.
+    Reads only `new` incidents old enough to be due: bounded by open incidents."""
+    outbox = Outbox(store)
+    if settings.chat_id is None or _muted(outbox, settings.chat_id, now):
+        return 0
+    due_before = _iso(now - timedelta(minutes=settings.remind_after_min))
+    waiting = store.newest(statuses=[str(Status.NEW)], source=None, before_key=due_before,
+                           count=MAX_REMINDERS_PER_RUN)
+    messages = []
+    for incident in waiting:
+        waited = now - _parse(incident["created_at"]) - timedelta(minutes=settings.remind_after_min)
+        slot = int(waited.total_seconds() // (settings.remind_every_min * 60))
+        messages.append((f"remind#{incident['id']}#{slot}", notifications.reminder_text(incident, now)))
+    return _send(outbox, sender, settings.chat_id, messages, now)
+
+
+def send_digest(store: Store, sender: Sender, settings: Settings, now: datetime) -> int:
+    """Open counts by status and source and the oldest open incidents, once a day."""
+    outbox = Outbox(store)
+    if settings.chat_id is None or _muted(outbox, settings.chat_id, now):
+        return 0
+    statuses = [str(s) for s in OPEN_STATUSES]
+    counts = {(status, str(source)): store.count(status, str(source))
+              for status in statuses for source in Source}
+    oldest = store.oldest(statuses=statuses, count=OLDEST_IN_DIGEST)
+    text = notifications.digest_text(counts, oldest, now)
+    return _send(outbox, sender, settings.chat_id, [(f"digest#{now.date().isoformat()}", text)], now)
+
+
+def mute(store: Store, chat_id: int, until: datetime) -> None:
+    Outbox(store).mute(str(chat_id), _iso(until))
+
+
+def unmute(store: Store, chat_id: int) -> None:
+    Outbox(store).unmute(str(chat_id))
+
+
+def _muted(outbox: Outbox, chat_id: str, now: datetime) -> bool:
+    until = outbox.muted_until(chat_id)
+    return until is not None and until > _iso(now)
+
+
+def _send(outbox: Outbox, sender: Sender, chat_id: str, messages: list[tuple[str, str]],
+          now: datetime) -> int:
+    claimed = [(key, text) for key, text in messages if outbox.claim(key, now.timestamp())]
+    if not claimed:
+        return 0
+    minute = int(now.timestamp() // 60)
+    burst = len(claimed) > FOLD_OVER
+    if not burst and outbox.take_budget(chat_id, minute, len(claimed), MESSAGES_PER_MINUTE):
+        _send_each(outbox, sender, chat_id, claimed)
+    elif outbox.take_budget(chat_id, minute, 1, MESSAGES_PER_MINUTE):
+        # A burst, or a few that no longer fit this minute's budget: one message for all.
+        _send_folded(outbox, sender, chat_id, claimed)
+    else:
+        _release(outbox, claimed)
+        raise OverBudget(f"{len(claimed)} notifications wait for the next minute")
+    return len(claimed)
+
+
+def _send_each(outbox: Outbox, sender: Sender, chat_id: str, claimed: list[tuple[str, str]]) -> None:
+    for index, (key, text) in enumerate(claimed):
+        try:
+            sender.send_message(chat_id, text)
+        except Exception:
+            _release(outbox, claimed[index:])  # the ones before it were sent and marked
+            raise
+        outbox.mark_sent(key)
+    logger.info("notifications sent", extra={"count": len(claimed)})
+
+
+def _send_folded(outbox: Outbox, sender: Sender, chat_id: str, claimed: list[tuple[str, str]]) -> None:
+    try:
+        sender.send_message(chat_id, notifications.fold([text for _, text in claimed]))
+    except Exception:
+        _release(outbox, claimed)
+        raise
+    for key, _ in claimed:
+        outbox.mark_sent(key)
+    logger.info("notifications folded into one message", extra={"count": len(claimed)})
+
+
+def _release(outbox: Outbox, claimed: list[tuple[str, str]]) -> None:
+    for key, _ in claimed:
+        outbox.release(key)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _parse(moment: str) -> datetime:
+    return datetime.fromisoformat(moment.replace("Z", "+00:00"))

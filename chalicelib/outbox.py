@@ -1,0 +1,96 @@
+"""What the notifier remembers, in the incident table beside the incidents:
+
+  pk                      sk      what
+  sent#<notification>     sent    a notification claimed or sent (7-day TTL): never sent twice
+  rate#<chat>#<minute>    rate    messages sent to a chat in one minute (1-hour TTL)
+  mute#<chat>             mute    reminders and the digest stay quiet until `until`
+
+The only other module that knows DynamoDB; it shares the store's client and error translation.
+"""
+from __future__ import annotations
+
+import time
+from botocore.exceptions import ClientError
+
+from chalicelib.store import TTL_ATTRIBUTE, Store, _code, _deserialize, _translating_errors, _values
+
+SENT_TTL_SECONDS = 7 * 24 * 3600
+RATE_TTL_SECONDS = 3600
+# A claim whose sender died mid-send is taken over after this long, so nothing stays unsent.
+CLAIM_LEASE_SECONDS = 60
+
+
+class Outbox:
+    def __init__(self, store: Store) -> None:
+        self._client = store._client
+        self._table = store.table_name
+
+    @_translating_errors
+    def claim(self, key: str, now: float | None = None) -> bool:
+        """True when this caller may send notification `key`: nobody sent it, and nobody is
+        sending it right now."""
+        now = time.time() if now is None else now
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item=_values({"pk": f"sent#{key}", "sk": "sent", "state": "sending",
+                              "claimed_at": int(now), TTL_ATTRIBUTE: int(now) + SENT_TTL_SECONDS}),
+                ConditionExpression="attribute_not_exists(pk) OR (#state = :sending AND claimed_at < :stale)",
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues=_values({":sending": "sending",
+                                                   ":stale": int(now) - CLAIM_LEASE_SECONDS}),
+            )
+        except ClientError as error:
+            if _code(error) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    @_translating_errors
+    def mark_sent(self, key: str) -> None:
+        self._client.update_item(
+            TableName=self._table, Key=_values({"pk": f"sent#{key}", "sk": "sent"}),
+            UpdateExpression="SET #state = :sent", ExpressionAttributeNames={"#state": "state"},
+            ExpressionAttributeValues=_values({":sent": "sent"}),
+        )
+
+    @_translating_errors
+    def release(self, key: str) -> None:
+        """Give a claim back after a failed send, so the retry sends it."""
+        self._client.delete_item(TableName=self._table, Key=_values({"pk": f"sent#{key}", "sk": "sent"}))
+
+    @_translating_errors
+    def take_budget(self, chat_id: str, minute: int, wanted: int, limit: int) -> bool:
+        """Reserve `wanted` messages to `chat_id` in `minute` if the chat's budget allows."""
+        now = int(time.time())
+        try:
+            self._client.update_item(
+                TableName=self._table, Key=_values({"pk": f"rate#{chat_id}#{minute}", "sk": "rate"}),
+                UpdateExpression="ADD used :wanted SET " + TTL_ATTRIBUTE + " = :expires",
+                ConditionExpression="attribute_not_exists(used) OR used <= :room",
+                ExpressionAttributeValues=_values({":wanted": wanted, ":room": limit - wanted,
+                                                   ":expires": now + RATE_TTL_SECONDS}),
+            )
+        except ClientError as error:
+            if _code(error) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    @_translating_errors
+    def muted_until(self, chat_id: str) -> str | None:
+        response = self._client.get_item(TableName=self._table,
+                                         Key=_values({"pk": f"mute#{chat_id}", "sk": "mute"}),
+                                         ConsistentRead=True)
+        item = response.get("Item")
+        return str(_deserialize(item["until"])) if item else None
+
+    @_translating_errors
+    def mute(self, chat_id: str, until: str) -> None:
+        self._client.put_item(TableName=self._table, Item=_values(
+            {"pk": f"mute#{chat_id}", "sk": "mute", "until": until}))
+
+    @_translating_errors
+    def unmute(self, chat_id: str) -> None:
+        self._client.delete_item(TableName=self._table,
+                                 Key=_values({"pk": f"mute#{chat_id}", "sk": "mute"}))

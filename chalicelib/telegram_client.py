@@ -1,0 +1,97 @@
+"""The one way out to Telegram: `sendMessage` to a configurable Bot API base URL.
+
+Used only by the notifier (never by a request that a user waits on). One attempt per call,
+with a timeout; a 429 is retried once after Telegram's own `retry_after` when that is short,
+otherwise every failure raises SendFailed so that the caller (and Lambda) retry later.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import Any, Callable
+
+DEFAULT_API_URL = "https://api.telegram.org"
+TIMEOUT_SECONDS = 5.0
+# Waiting longer than this inside one invocation would hold the stream; Lambda's retry waits instead.
+MAX_INLINE_RETRY_AFTER = 5
+
+
+class SendFailed(Exception):
+    """Telegram did not take the message; `retry_after` is its own hint, when it gave one."""
+
+    def __init__(self, message: str, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+@dataclass
+class BotApi:
+    token: str
+    base_url: str = DEFAULT_API_URL
+    timeout: float = TIMEOUT_SECONDS
+
+    @classmethod
+    def from_environment(cls, token: str) -> "BotApi":
+        """TELEGRAM_API_URL (tests and the local run point it at 127.0.0.1), TELEGRAM_TIMEOUT_SECONDS."""
+        return cls(token=token, base_url=os.environ.get("TELEGRAM_API_URL") or DEFAULT_API_URL,
+                   timeout=float(os.environ.get("TELEGRAM_TIMEOUT_SECONDS") or TIMEOUT_SECONDS))
+
+    def send_message(self, chat_id: str, text: str) -> None:
+        try:
+            self._call("sendMessage", {"chat_id": chat_id, "text": text,
+                                       "disable_web_page_preview": True})
+        except SendFailed as failed:
+            if failed.retry_after is None or failed.retry_after > MAX_INLINE_RETRY_AFTER:
+                raise
+            time.sleep(failed.retry_after)
+            self._call("sendMessage", {"chat_id": chat_id, "text": text,
+                                       "disable_web_page_preview": True})
+
+    def _call(self, method: str, payload: dict[str, Any]) -> dict[str, Any]:
+        request = urllib.request.Request(
+            f"{self.base_url.rstrip('/')}/bot{self.token}/{method}",
+            data=json.dumps(payload, ensure_ascii=False).encode("utf-8"),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                return json.loads(response.read() or b"{}")
+        except urllib.error.HTTPError as error:
+            answer = _json_or_empty(error.read())
+            retry_after = (answer.get("parameters") or {}).get("retry_after")
+            raise SendFailed(f"{method}: HTTP {error.code} {answer.get('description', '')}".strip(),
+                             retry_after if isinstance(retry_after, int) else None) from None
+        except (OSError, ValueError) as error:  # refused, timed out, reset, unreadable answer
+            raise SendFailed(f"{method}: {type(error).__name__}: {error}") from None
+
+
+@dataclass
+class Console:
+    """No bot token (a local run): each message is printed with its chat id instead."""
+
+    write: Callable[[str], None] = print
+
+    def send_message(self, chat_id: str, text: str) -> None:
+        self.write(f"[telegram → {chat_id}] {text}")
+
+
+def from_environment() -> BotApi | Console:
+    """The Bot API with the stage's bot token (TELEGRAM_BOT_TOKEN locally, the SSM parameter
+    TELEGRAM_BOT_TOKEN_PARAMETER in Lambda); without one, the console."""
+    from chalicelib import secrets
+
+    token = secrets.read(secrets.TELEGRAM_BOT_TOKEN).strip()
+    return BotApi.from_environment(token) if token else Console()
+
+
+def _json_or_empty(raw: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(raw or b"{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
