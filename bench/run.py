@@ -104,6 +104,12 @@ def part_counts(sizes: list[int], targets: list[tuple[str, bool | None, str]]) -
     targets.append(("no Scan anywhere", not scans, ""))
 
 
+def part_stats(sizes: list[int], targets: list) -> None:
+    from stats_counts import part  # GET /stats and the board (issue 14)
+
+    part(sizes, targets, say, table)
+
+
 def part_cold(runs: int, targets: list) -> None:
     from coldstart import measure
 
@@ -182,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default=DEFAULT_SIZES, help=f"stored incidents (default {DEFAULT_SIZES})")
     parser.add_argument("--runs", type=int, default=10, help="cold start runs per side (default 10)")
     parser.add_argument("--warm-n", type=int, default=200, help="warm requests per kind (default 200)")
-    parser.add_argument("--only", default="counts,cold,warm,package")
+    parser.add_argument("--only", default="counts,stats,cold,warm,package")
     args = parser.parse_args(argv)
     sizes = sorted(int(s) for s in args.sizes.split(",") if s.strip())
     parts = set(args.only.split(","))
@@ -193,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         f"python {sys.version.split()[0]})")
     say()
     for name, run in (("counts", lambda: part_counts(sizes, targets)),
+                      ("stats", lambda: part_stats(sizes, targets)),
                       ("cold", lambda: part_cold(args.runs, targets)),
                       ("warm", lambda: part_warm(args.warm_n, targets)),
                       ("package", lambda: part_package(targets))):
