@@ -4,7 +4,6 @@ and laptop size (saved under test-artifacts/, checked not to be blank)."""
 from __future__ import annotations
 
 import json
-import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any, Iterator

@@ -12,7 +12,7 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.dynamodb.models import dynamodb_backends
 
 from chalicelib import stats
-from chalicelib.incidents import history_entry, new_incident
+from chalicelib.incidents import new_incident
 from chalicelib.store import _item_from_incident, default_store
 from tests.conftest import TABLE_NAME
 

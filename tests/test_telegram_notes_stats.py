@@ -10,7 +10,7 @@ from chalicelib import services
 from chalicelib.telegram import AddNote, Ignore, ShowStats, parse_update
 from tests.conftest import load_payload
 from tests.test_stats import clock, data_set  # noqa: F401 (fixtures)
-from tests.test_telegram_webhook import GROUP, answer, incident, said, seed, send, telegram_settings, update  # noqa: F401
+from tests.test_telegram_webhook import GROUP, incident, said, seed, send, telegram_settings, update  # noqa: F401 (autouse)
 
 ALLOWED = frozenset({GROUP})
 
