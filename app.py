@@ -19,7 +19,19 @@ from chalice import (
     UnprocessableEntityError,
 )
 
-from chalicelib import alarms, auth, docs_page, metrics, observability, openapi, payloads, services, telegram_bot
+from chalicelib import (
+    alarms,
+    auth,
+    board,
+    docs_page,
+    metrics,
+    observability,
+    openapi,
+    payloads,
+    services,
+    stats,
+    telegram_bot,
+)
 from chalicelib.incidents import (
     DedupKeyHeld,
     IdempotencyKeyReused,
@@ -259,6 +271,37 @@ def _api_root() -> str:
     context = app.current_request.context
     path, resource = context.get("path") or "", context.get("resourcePath") or ""
     return path[: -len(resource)].rstrip("/") if resource and path.endswith(resource) else ""
+
+
+# --- Notes, stats and the board ---
+
+# The board is a static page; it asks the person for the API key and sends it with each call.
+PUBLIC_ROUTES.add("/board")
+
+
+@app.route("/incidents/{incident_id}/notes", methods=["POST"], content_types=ANY_CONTENT)
+@http_errors
+def add_note(incident_id: str) -> Response:
+    request = app.current_request
+    ident = parse_incident_id(incident_id)
+    body = payloads.json_object(request.raw_body, request.headers.get("content-type"))
+    fields = payloads.fields(body, payloads.NOTE_FIELDS)
+    incident = services.add_note(
+        default_store(), ident, fields["note"], by="api", if_match=request.headers.get("if-match")
+    )
+    return _incident_response(incident, 201)
+
+
+@app.route("/stats", methods=["GET"], content_types=ANY_CONTENT)
+@http_errors
+def incident_stats() -> Response:
+    since = stats.since_from_query(app.current_request.query_params, stats.utc_now())
+    return _json(services.incident_stats(default_store(), since))
+
+
+@app.route("/board", methods=["GET"], content_types=ANY_CONTENT)
+def board_page() -> Response:
+    return Response(body=board.page(), status_code=200, headers=board.HEADERS)
 
 
 # --- Notifications into the Telegram group (after a change is stored, never inside a request) ---

@@ -215,6 +215,12 @@ def part_notify(sizes: list[int], targets: list) -> None:
                         "the same as without them)", last[name].calls == 2, ""))
 
 
+def part_stats(sizes: list[int], targets: list) -> None:
+    from stats_counts import part  # GET /stats and the board (issue 14)
+
+    part(sizes, targets, say, table)
+
+
 def part_cold(runs: int, targets: list) -> None:
     from coldstart import measure
     from no_observability import SWITCH
@@ -321,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default=DEFAULT_SIZES, help=f"stored incidents (default {DEFAULT_SIZES})")
     parser.add_argument("--runs", type=int, default=10, help="cold start runs per side (default 10)")
     parser.add_argument("--warm-n", type=int, default=200, help="warm requests per kind (default 200)")
-    parser.add_argument("--only", default="counts,notify,cold,warm,package")
+    parser.add_argument("--only", default="counts,notify,stats,cold,warm,package")
     args = parser.parse_args(argv)
     sizes = sorted(int(s) for s in args.sizes.split(",") if s.strip())
     parts = set(args.only.split(","))
@@ -333,6 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     say()
     for name, run in (("counts", lambda: part_counts(sizes, targets)),
                       ("notify", lambda: part_notify(sizes, targets)),
+                      ("stats", lambda: part_stats(sizes, targets)),
                       ("cold", lambda: part_cold(args.runs, targets)),
                       ("warm", lambda: part_warm(args.warm_n, targets)),
                       ("package", lambda: part_package(targets))):

@@ -492,6 +492,8 @@ def _paths() -> dict[str, Any]:
 
 def build_document(server_url: str = "/") -> dict[str, Any]:
     """The whole contract as an OpenAPI 3.1 document; `server_url` is the API root as clients see it."""
+    from chalicelib import openapi_notes_stats as notes_stats  # it builds on this module's parts
+
     return {
         "openapi": OPENAPI_VERSION,
         "info": {
@@ -513,8 +515,9 @@ def build_document(server_url: str = "/") -> dict[str, Any]:
             {"name": "incidents", "description": "Create, list, read and change incidents."},
             {"name": "operations", "description": "Health and this description; no key needed."},
             {"name": "telegram", "description": "The Telegram bot's webhook."},
+            {"name": "stats", "description": "Open counts, time to acknowledge, time to resolve."},
         ],
-        "paths": _paths(),
+        "paths": {**_paths(), **notes_stats.paths()},
         "components": {
             "securitySchemes": {
                 "ApiKey": {"type": "apiKey", "in": "header", "name": API_KEY_HEADER,
@@ -524,7 +527,7 @@ def build_document(server_url: str = "/") -> dict[str, Any]:
                                         "description": "`TELEGRAM_SECRET_TOKEN`, as given to "
                                                        "Telegram's `setWebhook`."},
             },
-            "schemas": _schemas(),
+            "schemas": {**_schemas(), **notes_stats.schemas()},
             "parameters": _parameters(),
             "headers": _headers(),
             "responses": _responses(),

@@ -139,3 +139,6 @@ def _limit(value: str | None) -> int:
     if not (value.isascii() and value.isdigit() and len(value) <= 3 and 1 <= int(value) <= MAX_LIMIT):
         raise InvalidInput(f"limit must be an integer from 1 to {MAX_LIMIT}; got {value[:20]!r}")
     return int(value)
+
+
+NOTE_FIELDS = {"note": True}  # POST /incidents/{id}/notes

@@ -402,3 +402,54 @@ def ingest_plain_message(store: Store, message: PlainMessage, event_key: str) ->
         once=OnceKey(event_key),
     )
     return Ingested("duplicate" if created.replayed else "applied", created.incident)
+
+
+# --- notes ---
+
+
+def add_note(
+    store: Store,
+    incident_id: int,
+    note: Any,
+    *,
+    by: str,
+    if_match: str | None = None,
+    once: OnceKey | None = None,
+) -> dict[str, Any]:
+    """A comment without a status change: a history entry whose status is the current one.
+    Allowed in every status, `closed` included. The incident is read first (its status goes into
+    the entry); the write is conditional on that status, so a change in between means a retry."""
+    text = clean_note(note)
+    if text is None:
+        raise InvalidInput("note must not be empty (1–1000 characters after trimming)")
+    expected = versions_matching(if_match, incident_id) if if_match is not None else None
+    current = store.get_incident_item(incident_id)
+    at = now_iso()
+    for _ in range(MAX_ATTEMPTS):
+        if current is None:
+            raise IncidentNotFound(incident_id)
+        if expected is not None and current["version"] not in expected:
+            raise PreconditionFailed(current)
+        at = max(at, _just_after(current["last_entry_at"]))
+        entry = history_entry(at, Status(current["status"]), text, by)
+        try:
+            store.add_note(incident_id, entry, expected_versions=expected, once=_once(once, 201, None))
+            return get_incident(store, incident_id)
+        except ConditionFailed as failed:
+            current = failed.item  # changed in between (status, version or a newer entry)
+            at = now_iso()
+        except AlreadyDone:
+            return get_incident(store, incident_id)
+    raise Unavailable(f"incident #{incident_id} kept changing; try again")
+
+
+# --- stats ---
+
+
+def incident_stats(store: Store, since: datetime) -> dict[str, Any]:
+    """Open counts now, and what was opened since `since` and how fast it was handled (stats.py)."""
+    from chalicelib import stats, store_stats
+
+    boundary = stats.parse_time(stats.iso(since))  # to the millisecond, as created_at is stored
+    return stats.compute(store_stats.open_incidents(store),
+                         store_stats.created_since(store, stats.iso(boundary)), boundary)

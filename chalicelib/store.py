@@ -520,6 +520,32 @@ class Store:
         self._transact(ops)
 
     @_translating_errors
+    def add_note(self, incident_id: int, entry: dict[str, Any], *,
+                 expected_versions: list[int] | None = None, once: Once | None = None) -> None:
+        """A comment without a status change, in one transaction: the entry (whose status is the
+        incident's current one, as read by the caller) and the incident's bookkeeping, only while
+        the incident still has that status. Raises ConditionFailed with the incident as it was."""
+        values: dict[str, Any] = {":status": entry["status"], ":at": entry["at"], ":one": 1}
+        condition = "attribute_exists(pk) AND #status = :status AND last_entry_at < :at"
+        if expected_versions is not None:
+            condition += f" AND version IN ({_placeholders(values, 'v', expected_versions or [-1])})"
+        ops = [
+            _Op("Update", {
+                "Key": _key(_incident_key(incident_id)),
+                "UpdateExpression": "SET updated_at = :at, last_entry_at = :at, "
+                "version = version + :one, history_count = history_count + :one",
+                "ConditionExpression": condition,
+                "ExpressionAttributeNames": {"#status": "status"},
+                "ExpressionAttributeValues": _values(values),
+            }, lambda old: ConditionFailed(old)),
+            # `kind` stays in the stored entry only: the notifier tells a note from a change by it.
+            self._entry_put(incident_id, {**entry, "kind": "note"}),
+        ]
+        if once is not None:
+            ops.append(self._once_put(once))
+        self._transact(ops)
+
+    @_translating_errors
     def reopen_taking_key_over(
         self, incident_id: int, entry: dict[str, Any], *, dedup_key: str, successor: int,
         holder: int, expected_versions: list[int] | None, once: Once | None = None,

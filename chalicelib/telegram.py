@@ -8,6 +8,9 @@ Grammar, case-insensitive, in a chat from the allowed list:
   #42 <status word> [note]                                           change status
   <status word> [note], as a reply to the bot's message about #42    change status
   /open                                                              list open incidents
+  #42 note <text> | #42 заметка <text>                               add a note
+  any other text, as a reply to the bot's message about #42          add a note
+  /stats                                                             the figures of the last 7 days
   /mute 2h (30m, 1d … up to 7d) | /unmute                            quiet reminders and digest
 Everything else is ignored, with a reason for the log: edited messages (an edit must not
 create a second incident or repeat a change), channel posts (no sender, no one to answer),
@@ -75,16 +78,30 @@ class Mute:
 
 
 @dataclass(frozen=True)
+class AddNote:
+    context: Context
+    incident_id: int
+    note: str
+
+
+@dataclass(frozen=True)
+class ShowStats:
+    context: Context
+
+
+@dataclass(frozen=True)
 class Ignore:
     reason: str
 
 
-Command = CreateIncident | ChangeStatus | ListOpen | Mute | Ignore
+Command = CreateIncident | ChangeStatus | AddNote | ListOpen | ShowStats | Mute | Ignore
 
 MAX_MUTE_MINUTES = 7 * 24 * 60
 _DURATION = re.compile(r"([0-9]{1,4})\s*(m|min|h|d)?", re.I)
 _DURATION_MINUTES = {"m": 1, "min": 1, "h": 60, "d": 24 * 60}
 BAD_DURATION = "mute duration not understood"
+EMPTY_NOTE = "empty note"
+_NOTE_WORD = re.compile(r"(?:note|заметка)(?!\w)(.*)", re.S | re.I)
 
 _TAG_SOURCES: dict[str, Source] = {
     "operator": Source.OPERATOR,
@@ -224,7 +241,7 @@ def _command(
         return _tagged(text, context)
     if explicit := _EXPLICIT_ID.fullmatch(text):
         return _status_change(context, int(explicit.group(1)), explicit.group(2))
-    if _STATUS.match(text):
+    if _STATUS.match(text) or _NOTE_WORD.match(text) or _replies_to_bot(message, bot_username):
         return _status_change_by_reply(text, message, context, bot_username)
     return Ignore(NOT_A_COMMAND)
 
@@ -238,6 +255,8 @@ def _slash_command(text: str, context: Context, bot_username: str | None) -> Com
         return Ignore(OTHER_BOT)
     if name == "open":
         return ListOpen(context)
+    if name == "stats":
+        return ShowStats(context)
     if name == "new":
         return _create(context, rest, Source.OPERATOR)
     if name == "mute":
@@ -273,8 +292,11 @@ def _create(context: Context, description: str, source: Source) -> Command:
     return CreateIncident(context, _clip(description, MAX_DESCRIPTION), source.value)
 
 
-def _status_change(context: Context, incident_id: int, rest: str) -> Command:
+def _status_change(context: Context, incident_id: int, rest: str, *,
+                   any_text_is_note: bool = False) -> Command:
     match = _STATUS.match(rest)
+    if incident_id >= 1 and match is None and (any_text_is_note or _NOTE_WORD.match(rest)):
+        return _note(context, incident_id, rest)
     if incident_id < 1 or match is None:
         return Ignore(NOT_A_COMMAND)
     status = _STATUS_WORDS[" ".join(match.group(1).lower().split())]
@@ -293,7 +315,22 @@ def _status_change_by_reply(
     ids = {int(found) for found in _BOT_LINE_ID.findall(_text_of(replied) or "")}
     if len(ids) != 1:
         return Ignore(NO_INCIDENT_IN_REPLY)
-    return _status_change(context, ids.pop(), text)
+    return _status_change(context, ids.pop(), text, any_text_is_note=True)
+
+
+def _note(context: Context, incident_id: int, text: str) -> Command:
+    """`note <text>`, `заметка <text>`, or (replying to the bot) any text: the note is the text."""
+    if word := _NOTE_WORD.match(text):
+        text = word.group(1)
+    note = text.lstrip(_NOTE_PUNCTUATION).strip()
+    if not note:
+        return Ignore(EMPTY_NOTE)
+    return AddNote(context, incident_id, _clip(note, MAX_NOTE))
+
+
+def _replies_to_bot(message: dict[str, Any], bot_username: str | None) -> bool:
+    replied = message.get("reply_to_message")
+    return isinstance(replied, dict) and _sent_by_bot(replied, bot_username)
 
 
 def _sent_by_bot(message: dict[str, Any], bot_username: str | None) -> bool:
@@ -339,6 +376,10 @@ def created_text(incident: dict[str, Any]) -> str:
 
 def status_changed_text(incident: dict[str, Any]) -> str:
     return f"#{incident['id']} → {incident['status']}"
+
+
+def note_added_text(incident: dict[str, Any]) -> str:
+    return f"#{incident['id']}: note added ({incident['status']})"
 
 
 def not_found_text(incident_id: int) -> str:

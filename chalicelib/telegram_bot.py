@@ -13,7 +13,7 @@ from typing import Any
 
 from datetime import datetime, timedelta, timezone
 
-from chalicelib import logs, notifier, services, telegram
+from chalicelib import logs, notifier, services, stats, telegram
 from chalicelib.incidents import IdempotencyKeyReused, IncidentNotFound, InvalidInput, TransitionNotAllowed
 from chalicelib.store import Store
 
@@ -99,6 +99,12 @@ def _run(store: Store, command: telegram.Command, once: services.OnceKey) -> str
                     store, incident_id, status, by=by, note=note, once=once
                 )
                 return telegram.status_changed_text(incident)
+            case telegram.AddNote(incident_id=incident_id, note=note):
+                incident = services.add_note(store, incident_id, note, by=by, once=once)
+                return telegram.note_added_text(incident)
+            case telegram.ShowStats():
+                since = stats.utc_now() - stats.DEFAULT_WINDOW
+                return stats.telegram_text(services.incident_stats(store, since))
             case telegram.ListOpen():
                 return telegram.open_list_text(
                     services.list_open(store, telegram.OPEN_LIST_LIMIT)

@@ -326,3 +326,11 @@ def test_an_alarm_fired_at_the_local_run_reaches_the_group_exactly_once():
 
     assert [m["chat_id"] for m in fake.messages] == [CHAT]
     assert fake.texts[0].startswith("#1 [monitoring] new: scooter-42-offline")
+
+
+def test_a_note_made_outside_the_group_is_announced_as_a_note(api, client, bot, stream):
+    api.create()
+    assert api.post("/incidents/1/notes", {"note": "звонили\nпартнёру"}).status_code == 201
+    deliver_new(client, stream)
+
+    assert bot.texts[1:] == ["#1 note by api: звонили партнёру"]

@@ -82,7 +82,7 @@ def test_id_pattern_refuses_what_the_app_refuses(text: str) -> None:
         incidents.parse_incident_id(text)
 
 
-def test_only_health_openapi_and_docs_are_open_and_the_webhook_has_its_own_secret(
+def test_only_health_openapi_docs_and_the_board_page_are_open_and_the_webhook_has_its_own_secret(
     document: dict[str, Any],
 ) -> None:
     assert document["security"] == [{"ApiKey": []}]
@@ -90,7 +90,7 @@ def test_only_health_openapi_and_docs_are_open_and_the_webhook_has_its_own_secre
     assert (scheme["type"], scheme["in"], scheme["name"]) == ("apiKey", "header", "x-api-key")
     open_paths = {path for path, item in document["paths"].items()
                   for op in item.values() if isinstance(op, dict) and op.get("security") == []}
-    assert open_paths == {"/health", "/openapi.json", "/docs"}
+    assert open_paths == {"/health", "/openapi.json", "/docs", "/board"}
     webhook = document["paths"]["/telegram/webhook"]["post"]
     assert webhook["security"] == [{"TelegramSecretToken": []}]
 

@@ -6,6 +6,7 @@ import pytest
 
 from chalicelib import telegram
 from chalicelib.telegram import (
+    AddNote,
     ChangeStatus,
     Context,
     CreateIncident,
@@ -294,8 +295,10 @@ def test_a_status_word_that_is_not_a_reply_changes_nothing():
     assert parse(with_text("new_operator", "решено")) == Ignore("not a command")
 
 
-def test_ordinary_talk_replying_to_the_bot_changes_nothing():
-    assert parse(with_text("reply_to_bot", "спасибо!")) == Ignore("not a command")
+def test_ordinary_talk_replying_to_the_bots_message_about_an_incident_is_a_note_on_it():
+    command = parse(with_text("reply_to_bot", "спасибо!"))
+    assert isinstance(command, AddNote)
+    assert (command.incident_id, command.note) == (17, "спасибо!")
 
 
 def test_replying_to_the_bots_list_of_several_incidents_is_ambiguous_and_changes_nothing():
