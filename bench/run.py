@@ -5,9 +5,9 @@
 
 Prints tables and PASS/FAIL against the targets of issues 6 and 10; exits 0 whatever the targets say
 (it is a benchmark, not a test), 1 only when a part could not be measured at all.
-The default sizes (the issue's 1k, 10k, 100k) take about 10 minutes on 2 cores, most of it
-seeding moto (two data sets per size, each incident with its history entries) and moto's
-whole-table Query; `--sizes 1000,10000` is a quicker look.
+The default sizes (the issue's 1k, 10k, 100k) took 29 minutes on 2 cores shared with other jobs
+(docs/benchmark-figures.md), most of it seeding moto at 100k (two data sets per size, each incident
+with its history entries) and moto's whole-table Query; `--sizes 1000,10000` is a quicker look.
 """
 from __future__ import annotations
 
