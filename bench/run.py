@@ -173,7 +173,7 @@ def part_counts(sizes: list[int], targets: list[tuple[str, bool | None, str]]) -
     cases = len(last.skew)
     targets.append((f"skewed set, {cases} pages (every filter combination, with and without a cursor) at "
                     f"{', '.join(short(r.size) for r in results)}: DynamoDB calls per page = indexes "
-                    f"queried (no filter 3, else 1)" + (f" — {checks['calls'][:3]}" if checks['calls'] else ""),
+                    f"queried (1 for every filter)" + (f" — {checks['calls'][:3]}" if checks['calls'] else ""),
                     not checks["calls"], ""))
     targets.append((f"skewed set: items read per page ≤ (limit+1) × indexes queried, ≤ limit+1 = "
                     f"{PAGE_LIMIT + 1} per call" + (f" — {(checks['items'] + checks['per_call'])[:3]}"

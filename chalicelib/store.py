@@ -36,11 +36,13 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib import metrics
-from chalicelib.incidents import LimitExceeded, Source, Unavailable
+from chalicelib.incidents import LimitExceeded, Unavailable
 
 STATUS_INDEX = "by_status"
 SOURCE_INDEX = "by_source"
 STATUS_SOURCE_INDEX = "by_status_source"
+CREATED_INDEX = "by_created"
+LISTED = "incident"  # every incident's `listed`: by_created's one partition
 TTL_ATTRIBUTE = "expires_at"
 INCIDENT_SK = "incident"
 ENTRY_PREFIX = "history#"
@@ -64,12 +66,13 @@ TABLE_DEFINITION: dict[str, Any] = {
     ],
     "AttributeDefinitions": [
         {"AttributeName": name, "AttributeType": "S"}
-        for name in ("pk", "sk", "status", "source", "created_key", "source_created")
+        for name in ("pk", "sk", "status", "source", "created_key", "source_created", "listed")
     ],
     "GlobalSecondaryIndexes": [
         _index(STATUS_INDEX, "status", "created_key"),
         _index(SOURCE_INDEX, "source", "created_key"),
         _index(STATUS_SOURCE_INDEX, "status", "source_created"),
+        _index(CREATED_INDEX, "listed", "created_key"),
     ],
     "BillingMode": "PAY_PER_REQUEST",
     # Notifications are driven by the change stream: every history entry is one INSERT.
@@ -312,8 +315,7 @@ class Store:
 
         One Query per partition the filters name, each reading at most `count` items, merged by
         created_key; a partition is read further only when the merge reaches the end of what it
-        returned (a 1 MB page). Never a filter expression: nothing is read that is not returned,
-        but for at most the one item that ends a source's run in by_status_source."""
+        returned (a 1 MB page). Never a filter expression: nothing is read that is not returned."""
         partitions = [
             self._newest_in(partition, before_key, count)
             for partition in _partitions(statuses, source)
@@ -324,12 +326,21 @@ class Store:
     def _newest_in(self, partition: "_Partition", before_key: str | None,
                    count: int) -> Iterator[dict[str, Any]]:
         values = {":hash": partition.value}
-        names = {"#hash": partition.hash_attribute}
+        names = {"#hash": partition.hash_attribute, "#range": partition.range_attribute}
         condition = "#hash = :hash"
-        if before_key is not None or partition.prefix:
-            values[":below"] = partition.prefix + before_key if before_key else _prefix_end(partition.prefix)
-            names["#range"] = partition.range_attribute
+        start = None
+        if partition.prefix:
+            # One source's run within the status; a cursor continues after the incident it names.
+            values[":prefix"] = partition.prefix
+            condition += " AND begins_with(#range, :prefix)"
+            if before_key is not None:
+                start = _key({**_incident_key(_id_of(before_key)), partition.hash_attribute: partition.value,
+                              partition.range_attribute: partition.prefix + before_key})
+        elif before_key is not None:
+            values[":below"] = before_key
             condition += " AND #range < :below"
+        else:
+            del names["#range"]
         params = {
             "IndexName": partition.index,
             "KeyConditionExpression": condition,
@@ -337,10 +348,9 @@ class Store:
             "ExpressionAttributeValues": _values(values),
             "ScanIndexForward": False,
         }
-        for item in self._query_pages(params, count):
-            if not item[partition.range_attribute].startswith(partition.prefix):
-                return  # the run of this source within the status has ended
-            yield item
+        if start is not None:
+            params["ExclusiveStartKey"] = start
+        yield from self._query_pages(params, count)
 
     @_translating_errors
     def oldest(self, *, statuses: list[str], count: int) -> list[dict[str, Any]]:
@@ -717,7 +727,7 @@ class _Partition:
 
 def _partitions(statuses: list[str] | None, source: str | None) -> list[_Partition]:
     if statuses is None and source is None:
-        return [_Partition(SOURCE_INDEX, "source", str(s)) for s in Source]
+        return [_Partition(CREATED_INDEX, "listed", LISTED)]
     if statuses is None:
         return [_Partition(SOURCE_INDEX, "source", source)]
     if source is None:
@@ -726,9 +736,9 @@ def _partitions(statuses: list[str] | None, source: str | None) -> list[_Partiti
             for status in statuses]
 
 
-def _prefix_end(prefix: str) -> str:
-    """The smallest string above every string starting with `prefix` ("x#" -> "x$")."""
-    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+def _id_of(created_key_: str) -> int:
+    """The incident id at the end of a created_key ("<created_at>#<zero-padded id>")."""
+    return int(created_key_.rsplit("#", 1)[1])
 
 
 def _placeholders(values: dict[str, Any], prefix: str, items: list[Any]) -> str:
@@ -785,7 +795,7 @@ def created_key(incident: dict[str, Any]) -> str:
     return f"{incident['created_at']}#{incident['id']:020d}"
 
 
-_INDEX_ONLY = ("pk", "sk", "created_key", "source_created", "dedup_successor")
+_INDEX_ONLY = ("pk", "sk", "created_key", "source_created", "listed", "dedup_successor")
 _INTEGERS = ("id", "occurrences", "version", "history_count")
 
 
@@ -794,7 +804,7 @@ def _item_from_incident(incident: dict[str, Any]) -> dict[str, Any]:
     fields = {k: v for k, v in incident.items() if k != "history"}
     last = incident["history"][-1]["at"] if incident.get("history") else incident["updated_at"]
     return {**_incident_key(incident["id"]), "created_key": key,
-            "source_created": f"{incident['source']}#{key}", "last_entry_at": last,
+            "source_created": f"{incident['source']}#{key}", "listed": LISTED, "last_entry_at": last,
             **fields}
 
 
