@@ -6,8 +6,9 @@
 The same requests, counts and order as bench/reference/warm.py, through chalice.test.Client:
 one untimed warm-up of each kind, then n creates, n gets of one incident, n list pages
 (status=new, limit=50: a Query answering 51 items) and a PATCH to in_progress of each
-created incident. Responses are queued on the store's own client, so boto3's request
-building and response deserialization run, but no network and no moto.
+created incident (a transaction, then the Query that reads it back). Responses are queued on
+the store's own client, so botocore's request building and response parsing run, but no
+network and no moto.
 """
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ def app_warm_times(n: int) -> dict[str, float]:
 
     from app import app
     from chalicelib.incidents import history_entry, new_incident, now_iso
-    from chalicelib.store import _item_from_incident, default_store
+    from chalicelib.store import ENTRY_PREFIX, _item_from_incident, default_store
 
     default_store.cache_clear()
     store = default_store()
@@ -48,31 +49,43 @@ def app_warm_times(n: int) -> dict[str, float]:
     items: dict[int, dict[str, Any]] = {}
     next_id = [0]
 
+    histories: dict[int, list[dict[str, Any]]] = {}
+
     def stored(incident_id: int) -> dict[str, Any]:
         if incident_id not in items:
-            at = now_iso()
-            items[incident_id] = _item_from_incident(
-                new_incident(incident_id, CREATE_BODY["description"], "monitoring", None, "api", at))
+            incident = new_incident(incident_id, CREATE_BODY["description"], "monitoring", None, "api",
+                                    now_iso())
+            items[incident_id], histories[incident_id] = _item_from_incident(incident), incident["history"]
         return items[incident_id]
+
+    def with_entries(incident_id: int) -> list[dict[str, Any]]:
+        """What the item-collection Query answers, newest first: the incident, then its entries."""
+        item = stored(incident_id)
+        entries = [{"pk": item["pk"], "sk": ENTRY_PREFIX + e["at"], "entry": e}
+                   for e in histories[incident_id]]
+        return [_low_level(item), *[_low_level(e) for e in reversed(entries)]]
 
     def queue_create() -> None:
         next_id[0] += 1
         stubber.add_response("update_item", {"Attributes": {"last_id": {"N": str(next_id[0])}}})
-        stubber.add_response("put_item", {})
+        stubber.add_response("transact_write_items", {})
 
     def queue_get(incident_id: int) -> None:
-        stubber.add_response("get_item", {"Item": _low_level(stored(incident_id))})
+        answer = with_entries(incident_id)
+        stubber.add_response("query", {"Items": answer, "Count": len(answer), "ScannedCount": len(answer)})
 
     def queue_list() -> None:
         page = [_low_level(stored(i)) for i in range(1, 52)]
         stubber.add_response("query", {"Items": page, "Count": len(page), "ScannedCount": len(page)})
 
     def queue_patch(incident_id: int) -> None:
-        item = dict(stored(incident_id))
+        item = stored(incident_id)
         at = now_iso()
-        item.update(status="in_progress", updated_at=at, version=item["version"] + 1,
-                    history=item["history"] + [history_entry(at, "in_progress", None, "api")])
-        stubber.add_response("update_item", {"Attributes": _low_level(item)})
+        item.update(status="in_progress", updated_at=at, last_entry_at=at, version=item["version"] + 1,
+                    history_count=item["history_count"] + 1)
+        histories[incident_id] = histories[incident_id] + [history_entry(at, "in_progress", None, "api")]
+        stubber.add_response("transact_write_items", {})
+        queue_get(incident_id)
 
     def timed(call: Any, expected: int) -> float:
         started = time.perf_counter()
