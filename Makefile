@@ -52,7 +52,7 @@ fire-alarm: $(INSTALLED)
 	$(PY) scripts/fire_alarm.py $(STATE)
 
 # CloudFormation for STAGE (dev|prod) in out/STAGE/package: Chalice's SAM template merged with
-# deploy/resources.py's resources, then checked by cfn-lint. Deploying it: README, "Deploy to AWS".
+# deploy/resources.py's resources, then checked by cfn-lint. Deploying it: docs/deploy.md.
 STAGE ?= dev
 .PHONY: package
 package: $(INSTALLED)
