@@ -314,6 +314,7 @@ def main() -> int:
                 chalice.kill()
         if moto is not None:
             moto.shutdown()
+            moto.server_close()
 
 
 if __name__ == "__main__":

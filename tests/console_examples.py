@@ -94,8 +94,6 @@ def examples(path: Path) -> list[Example]:
 def run_all(items: list[Example], env: dict[str, str]) -> list[tuple[str, str]]:
     """Each command's stdout and stderr, in order, the environment carried from one to the next."""
     outputs = []
-    # A `make` inside `make test` would print "Entering directory" lines: not a nested make here.
-    env = {k: v for k, v in env.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
     with tempfile.TemporaryDirectory(prefix="console-") as scratch:
         saved = Path(scratch) / "env"
         saved.write_text("")

@@ -27,6 +27,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def clean_environment() -> dict[str, str]:
+    """This process's environment without AWS settings, and without what a `make` above us
+    (make test) passes down: a nested make would print "make[1]: …" lines of its own."""
+    return {k: v for k, v in os.environ.items()
+            if not k.startswith("AWS_") and k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+
+
 def answers(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2):
@@ -56,7 +63,7 @@ def local_service(extra_env: dict[str, str] | None = None, *, local_dir: Path | 
     make's pid alone. `local_dir` keeps the data for another run; by default it is thrown away."""
     with tempfile.TemporaryDirectory(prefix="local-run-") as scratch:
         port, moto_port = free_port(), free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env = clean_environment()
         env.update(PORT=str(port), MOTO_PORT=str(moto_port), LOCAL_DIR=str(local_dir or scratch),
                    **(extra_env or {}))
         log = tempfile.TemporaryFile()

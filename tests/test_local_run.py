@@ -1,7 +1,6 @@
 """The README's `make run`: moto server + `chalice local`, driven over real HTTP; its data kept
 across restarts; its failures; `make say`, the local Telegram group."""
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -11,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from local_run import ROOT, answers, free_port, local_service
+from local_run import ROOT, answers, clean_environment, free_port, local_service
 
 KEY = "local-run-test-key"
 
@@ -99,7 +98,7 @@ def test_a_taken_port_is_one_line_naming_it_and_its_variable_before_anything_els
         taken.listen()
         port = taken.getsockname()[1]
         ports = {"PORT": str(free_port()), "MOTO_PORT": str(free_port()), variable: str(port)}
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env = clean_environment()
         env.update(ports, LOCAL_DIR=str(tmp_path))
         started = time.monotonic()
         result = subprocess.run(["make", "--no-print-directory", "run"], cwd=ROOT, env=env,
