@@ -230,6 +230,8 @@ def watch_parent() -> str | None:
             time.sleep(0.2)
             masks = _signal_masks(parent) if os.getppid() == parent else None
             if masks is None or masks["SigBlk"] & ~blocked_at_start & stop_mask:
+                print(f"make (pid {parent}) " + ("is gone" if masks is None else "was told to stop")
+                      + ": stopping", file=sys.stderr, flush=True)
                 os.kill(os.getpid(), signal.SIGINT)
                 return
 

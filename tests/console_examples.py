@@ -167,9 +167,12 @@ def check(path: Path) -> list[str]:
     items = examples(path)
     with local_service(DEFAULTS) as run:
         outputs = run_all(items, run.env)
-    return [report(example, actual, errors, problems)
-            for example, (actual, errors) in zip(items, outputs)
-            if (problems := differences(example, actual))]
+    reports = [report(example, actual, errors, problems)
+               for example, (actual, errors) in zip(items, outputs)
+               if (problems := differences(example, actual))]
+    if reports:
+        reports.append("make run's output, the last lines:\n" + _indent("\n".join(run.output.splitlines()[-30:])))
+    return reports
 
 
 def updated_output(example: Example, actual: str) -> list[str]:
