@@ -19,7 +19,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from run_local import DEFAULT_TELEGRAM_SECRET, local_dir, stage_environment
+from run_local import DEFAULT_TELEGRAM_SECRET, local_dir, no_proxy_opener, stage_environment
 
 TRANSCRIPT = "chat.jsonl"
 DEFAULT_FROM = "ivan_ops"
@@ -83,9 +83,8 @@ def deliver(port: int, secret: str, update: dict[str, Any]) -> dict[str, Any]:
         headers={"Content-Type": "application/json",
                  "X-Telegram-Bot-Api-Secret-Token": secret},
     )
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
-        with opener.open(request, timeout=30) as response:
+        with no_proxy_opener().open(request, timeout=30) as response:
             return json.loads(response.read())
     except urllib.error.HTTPError as error:
         raise SayFailed(f"the webhook answered {error.code}: {error.read().decode(errors='replace')}")
