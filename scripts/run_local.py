@@ -35,8 +35,11 @@ DEFAULT_TELEGRAM_SECRET = "local-telegram-secret"
 STAGE = "dev"
 RECORDING = "dynamodb-requests.jsonl"
 CHALICE_START_TIMEOUT = 60.0
-# The signals after which GNU make waits for its recipe to end (SIGTERM it also forwards).
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+# The signals after which GNU make waits for its recipe to end without passing them on
+# (SIGTERM it passes on).
+UNFORWARDED_BY_MAKE = (signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
+STOPPING = threading.Event()
 
 
 class StartFailed(Exception):
@@ -224,11 +227,10 @@ def watch_parent() -> str | None:
     if status is None or _command_name(parent) not in ("make", "gmake"):
         return None
     blocked_at_start = status["SigBlk"]
-    stop_mask = sum(1 << (sig - 1) for sig in STOP_SIGNALS)
+    stop_mask = sum(1 << (sig - 1) for sig in UNFORWARDED_BY_MAKE)
 
     def watch() -> None:
-        while True:
-            time.sleep(0.2)
+        while not STOPPING.wait(0.2):
             masks = _signal_masks(parent) if os.getppid() == parent else None
             if masks is None or masks["SigBlk"] & ~blocked_at_start & stop_mask:
                 print(f"make (pid {parent}) " + ("is gone" if masks is None else "was told to stop")
@@ -258,6 +260,15 @@ def _signal_masks(pid: int) -> dict[str, int] | None:
     return {name: int(fields[name].strip(), 16) for name in ("SigBlk", "SigIgn")}
 
 
+def _stop_requested(signum: int, frame: Any) -> None:
+    """The first stop signal stops us; any later one (Ctrl-C is SIGINT to make and to us, and
+    make may pass on a SIGTERM too) must not break off the cleanup it started."""
+    STOPPING.set()
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
 def main() -> int:
     port = int(os.environ.get("PORT") or 8000)
     moto_port = int(os.environ.get("MOTO_PORT") or 8001)
@@ -268,9 +279,8 @@ def main() -> int:
         return 2
     # SIGTERM (a test or a supervisor stopping us) ends things the same way Ctrl-C does;
     # SIGINT is set explicitly because a shell starting us in the background ignores it.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    signal.signal(signal.SIGHUP, signal.default_int_handler)
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, _stop_requested)
     ignored_note = watch_parent()
 
     state = local_dir()
