@@ -6,9 +6,12 @@ INSTALLED := $(VENV)/.installed
 
 PORT ?= 8000
 MOTO_PORT ?= 8001
-export PORT MOTO_PORT
+# make run keeps its data in LOCAL_DIR (default .local/); FRESH=1 starts empty.
+LOCAL_DIR ?= .local
+FRESH ?=
+export PORT MOTO_PORT LOCAL_DIR FRESH
 
-.PHONY: run test clean bench
+.PHONY: run reset say test clean bench
 
 $(INSTALLED): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -16,8 +19,20 @@ $(INSTALLED): requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
+# No shell between make and the script: SIGTERM to make reaches it, and it watches make for SIGINT.
 run: $(INSTALLED)
-	$(PY) scripts/run_local.py
+	@$(PY) scripts/run_local.py
+
+# Forget what make run kept: the next make run starts empty (as make run FRESH=1 does).
+reset:
+	rm -rf $(LOCAL_DIR)
+
+# One message from the local Telegram group to make run's webhook; prints the bot's answer.
+# make say TEXT='[operator] Самокат 42 не в сети' [REPLY_TO=<message id>] [FROM=anna_support]
+# TEXT, REPLY_TO and FROM reach the script through the environment: no quoting to get wrong.
+export TEXT REPLY_TO FROM
+say: $(INSTALLED)
+	@$(PY) scripts/say.py
 
 test: $(INSTALLED) ensure-chromium
 	$(PY) -m pytest
@@ -37,7 +52,7 @@ fire-alarm: $(INSTALLED)
 	$(PY) scripts/fire_alarm.py $(STATE)
 
 # CloudFormation for STAGE (dev|prod) in out/STAGE/package: Chalice's SAM template merged with
-# deploy/resources.py's resources, then checked by cfn-lint. Deploying it: README, "Deploy to AWS".
+# deploy/resources.py's resources, then checked by cfn-lint. Deploying it: docs/deploy.md.
 STAGE ?= dev
 .PHONY: package
 package: $(INSTALLED)

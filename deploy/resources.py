@@ -8,7 +8,7 @@ alarm handlers failed on, API Gateway stage throttling, and it scopes the IAM po
 .chalice/policy-<stage>.json to this account and region. Names come from the stage's
 environment_variables in .chalice/config.json, so the Lambda configuration, the policy and
 the resources cannot drift apart unnoticed (tests/test_deploy.py checks they agree).
-The SecureString parameters are not here: CloudFormation cannot create them (see the README).
+The SecureString parameters are not here: CloudFormation cannot create them (see docs/deploy.md).
 """
 from __future__ import annotations
 

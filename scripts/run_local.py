@@ -1,41 +1,73 @@
 """`make run`: the service on http://127.0.0.1:$PORT through `chalice local`, backed by moto
-in server mode on 127.0.0.1:$MOTO_PORT as the embedded DynamoDB. Ctrl-C stops both.
+in server mode on 127.0.0.1:$MOTO_PORT as the embedded DynamoDB.
+
+What the embedded DynamoDB is sent is kept by moto's own recorder in $LOCAL_DIR (default
+`.local/`) and replayed by moto on the next start, so the data outlives a restart; FRESH=1
+starts empty. Ctrl-C, SIGINT or SIGTERM (to this process or to the `make` above it) stops both
+servers.
 
 After the banner (for you: URL, API key), every line is one JSON object, as in Lambda: the
 app's own log lines and EMF metrics pass through as they are, and what `chalice local` itself
-prints as text (its access log, a traceback) is wrapped into one JSON line each."""
+prints as text (its access log, a traceback) is wrapped into one JSON line each. Beside
+`chalice local`, this process reads the embedded table's change stream and runs the
+notification handler and its schedules, as Lambda would (scripts/local_stream.py).
+"""
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import boto3
-from moto.server import ThreadedMotoServer
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from chalicelib.logs import iso_timestamp  # noqa: E402
-from chalicelib.store import create_table  # noqa: E402
+from chalicelib.store import TABLE_DEFINITION, create_table  # noqa: E402
 import local_stream  # noqa: E402
 
 DEFAULT_API_KEY = "local-dev-key"
 DEFAULT_TELEGRAM_SECRET = "local-telegram-secret"
 STAGE = "dev"
+RECORDING = "dynamodb-requests.jsonl"
+CHALICE_START_TIMEOUT = 60.0
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+# The signals after which GNU make waits for its recipe to end without passing them on
+# (SIGTERM it passes on).
+UNFORWARDED_BY_MAKE = (signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
+STOPPING = threading.Event()
+
+
+class StartFailed(Exception):
+    """A reason to stop before serving, said in one line."""
 
 
 def stage_table_name() -> str:
+    return stage_environment()["TABLE_NAME"]
+
+
+def stage_environment() -> dict[str, str]:
+    """The dev stage's environment_variables over the top-level ones, as Chalice merges them."""
     config = json.loads((ROOT / ".chalice" / "config.json").read_text())
-    stage_env = config["stages"][STAGE].get("environment_variables", {})
-    return stage_env.get("TABLE_NAME") or config["environment_variables"]["TABLE_NAME"]
+    return {**config.get("environment_variables", {}),
+            **config["stages"][STAGE].get("environment_variables", {})}
+
+
+def local_dir() -> Path:
+    """Where the local run keeps its data (the recording, the chat simulator's transcript)."""
+    return Path(os.environ.get("LOCAL_DIR") or ROOT / ".local")
 
 
 def local_environment(moto_port: int) -> dict[str, str]:
@@ -58,24 +90,129 @@ def local_environment(moto_port: int) -> dict[str, str]:
 def notifier_environment(env: dict[str, str], table: str) -> dict[str, str]:
     """What `chalice local` gives the app (the stage's variables, then ours), for the
     notification handler this process runs beside it."""
-    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
-    stage_env = {**config.get("environment_variables", {}),
-                 **config["stages"][STAGE].get("environment_variables", {})}
     overridable = {name: env[name] for name in ("TELEGRAM_NOTIFY_CHAT", "REMIND_NEW_AFTER_MIN",
                                                 "DIGEST_HOUR_UTC") if env.get(name)}
-    return {**env, **stage_env, **overridable, "TABLE_NAME": table}
+    return {**env, **stage_environment(), **overridable, "TABLE_NAME": table}
 
 
-def ensure_table(env: dict[str, str], name: str) -> None:
-    client = boto3.client(
+def dynamodb_client(env: dict[str, str]) -> Any:
+    return boto3.client(
         "dynamodb",
         endpoint_url=env["AWS_ENDPOINT_URL_DYNAMODB"],
         region_name=env["AWS_DEFAULT_REGION"],
         aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
     )
+
+
+def ensure_table(client: Any, name: str) -> None:
+    """Creates the table unless the restored recording already did."""
     if name not in client.list_tables()["TableNames"]:
         create_table(client, name)
+        return
+    described = client.describe_table(TableName=name)["Table"]
+    if _layout(described) != _layout(TABLE_DEFINITION):
+        raise StartFailed(
+            f"the data kept in {local_dir()} has another table layout than chalicelib/store.py "
+            "defines: start empty with `make run FRESH=1` (or `make reset`)"
+        )
+
+
+def _layout(definition: dict[str, Any]) -> tuple:
+    """Key schema and indexes, whichever they are: what makes old data unusable by new code."""
+    def keys(schema: list[dict[str, str]]) -> tuple:
+        return tuple((key["AttributeName"], key["KeyType"]) for key in schema)
+    indexes = {
+        index["IndexName"]: keys(index["KeySchema"])
+        for kind in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes")
+        for index in definition.get(kind, [])
+    }
+    return keys(definition["KeySchema"]), sorted(indexes.items())
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+def check_ports(port: int, moto_port: int) -> None:
+    if port == moto_port:
+        raise StartFailed(f"PORT and MOTO_PORT are both {port}: set one of them to another port")
+    for value, variable in ((port, "PORT"), (moto_port, "MOTO_PORT")):
+        if port_in_use(value):
+            raise StartFailed(f"port {value} is in use: set {variable} to another port "
+                              f"(make run {variable}={value + 100})")
+
+
+def start_moto(port: int, recording: Path) -> Any:
+    """moto's server on a thread, with its recorder writing to `recording`. Bound here rather
+    than by ThreadedMotoServer.start(), which waits forever when the port cannot be bound."""
+    os.environ["MOTO_RECORDER_FILEPATH"] = str(recording)  # read when moto is first imported
+    os.environ.pop("MOTO_ENABLE_RECORDING", None)  # on only after the replay
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+    from werkzeug.serving import make_server
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request access log
+    try:
+        server = make_server("127.0.0.1", port, DomainDispatcherApplication(create_backend_app),
+                             threaded=True, request_handler=MotoRequestHandler)
+    except OSError as error:
+        raise StartFailed(f"port {port} is in use: set MOTO_PORT to another port ({error.strerror})")
+    threading.Thread(target=server.serve_forever, name="moto", daemon=True).start()
+    return server
+
+
+def restore(moto_url: str, recording: Path) -> int:
+    """Replays the kept recording into the fresh moto (moto's recorder does the replay), then
+    records from here on. Returns how many requests were replayed."""
+    replayed = 0
+    if recording.exists():
+        data = recording.read_bytes()
+        if data and not data.endswith(b"\n"):  # a line cut short by a kill mid-write
+            data = data[: data.rfind(b"\n") + 1]
+            recording.write_bytes(data)
+        replayed = data.count(b"\n")
+        if replayed:
+            _moto_api(moto_url, "replay-recording")
+    _moto_api(moto_url, "start-recording")
+    return replayed
+
+
+def _moto_api(moto_url: str, action: str) -> None:
+    request = urllib.request.Request(f"{moto_url}/moto-api/recorder/{action}", method="POST", data=b"")
+    try:
+        with no_proxy_opener().open(request, timeout=600):
+            pass
+    except OSError as error:
+        raise StartFailed(f"moto's recorder could not {action.replace('-', ' ')} ({error}); "
+                          "start empty with `make run FRESH=1`")
+
+
+def no_proxy_opener() -> urllib.request.OpenerDirector:
+    """Straight to 127.0.0.1, whatever HTTP_PROXY says."""
+    return urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def start_chalice(port: int, env: dict[str, str]) -> subprocess.Popen:
+    chalice_cli = Path(sys.executable).parent / "chalice"
+    chalice = subprocess.Popen(
+        [str(chalice_cli), "local", "--host", "127.0.0.1", "--port", str(port),
+         "--stage", STAGE, "--no-autoreload"],
+        cwd=ROOT, env={**env, "PYTHONUNBUFFERED": "1"}, preexec_fn=_end_with_parent,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, encoding="utf-8",
+        errors="replace",
+    )
+    threading.Thread(target=relay, args=(chalice.stdout,), name="chalice-output", daemon=True).start()
+    return chalice
 
 
 def as_json_line(line: str) -> str:
@@ -98,50 +235,142 @@ def relay(stream: IO[str]) -> None:
             sys.stdout.flush()
 
 
+def _end_with_parent() -> None:
+    """In the child: SIGTERM when this process dies, even by SIGKILL (Linux), so no orphan."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def wait_until_serving(chalice: subprocess.Popen, port: int) -> None:
+    deadline = time.monotonic() + CHALICE_START_TIMEOUT
+    while time.monotonic() < deadline:
+        if chalice.poll() is not None:
+            raise StartFailed(f"`chalice local` exited with {chalice.returncode} before serving on "
+                              f"port {port} (if the port is in use: set PORT to another port)")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise StartFailed(f"`chalice local` did not serve on port {port} within {CHALICE_START_TIMEOUT:.0f} s")
+
+
+def watch_parent() -> str | None:
+    """GNU make forwards SIGTERM to its recipe but not SIGINT: after a SIGINT sent to make
+    alone (`kill -INT <make pid>`) it blocks that signal and waits for us. On Linux that shows
+    in /proc, so a thread turns it into our own SIGINT. Returns a note when make ignores SIGINT
+    (started with `&` from a script), since then nothing can make it act on one."""
+    parent = os.getppid()
+    status = _signal_masks(parent)
+    if status is None or _command_name(parent) not in ("make", "gmake"):
+        return None
+    blocked_at_start = status["SigBlk"]
+    stop_mask = sum(1 << (sig - 1) for sig in UNFORWARDED_BY_MAKE)
+
+    def watch() -> None:
+        while not STOPPING.wait(0.2):
+            masks = _signal_masks(parent) if os.getppid() == parent else None
+            if masks is None or masks["SigBlk"] & ~blocked_at_start & stop_mask:
+                print(f"make (pid {parent}) " + ("is gone" if masks is None else "was told to stop")
+                      + ": stopping", file=sys.stderr, flush=True)
+                os.kill(os.getpid(), signal.SIGINT)
+                return
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+    if status["SigIgn"] & (1 << (signal.SIGINT - 1)):
+        return f"SIGINT is ignored by the process that started this one (pid {parent}): stop it with SIGTERM (kill {parent})"
+    return None
+
+
+def _command_name(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _signal_masks(pid: int) -> dict[str, int] | None:
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return None
+    fields = dict(line.split(":\t", 1) for line in lines if ":\t" in line)
+    return {name: int(fields[name].strip(), 16) for name in ("SigBlk", "SigIgn")}
+
+
+def _stop_requested(signum: int, frame: Any) -> None:
+    """The first stop signal stops us; any later one (Ctrl-C is SIGINT to make and to us, and
+    make may pass on a SIGTERM too) must not break off the cleanup it started."""
+    STOPPING.set()
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
 def main() -> int:
     port = int(os.environ.get("PORT") or 8000)
     moto_port = int(os.environ.get("MOTO_PORT") or 8001)
-    env = local_environment(moto_port)
+    try:
+        check_ports(port, moto_port)
+    except StartFailed as failure:
+        print(failure, file=sys.stderr)
+        return 2
     # SIGTERM (a test or a supervisor stopping us) ends things the same way Ctrl-C does;
     # SIGINT is set explicitly because a shell starting us in the background ignores it.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request access log
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
-    moto.start()
-    chalice = None
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, _stop_requested)
+    ignored_note = watch_parent()
+
+    state = local_dir()
+    if os.environ.get("FRESH", "") not in ("", "0"):
+        shutil.rmtree(state, ignore_errors=True)
+    state.mkdir(parents=True, exist_ok=True)
+    recording = state / RECORDING
+    env = local_environment(moto_port)
+    moto = chalice = None
     stop_notifier = threading.Event()
     try:
+        moto = start_moto(moto_port, recording)
+        replayed = restore(env["AWS_ENDPOINT_URL_DYNAMODB"], recording)
         table = stage_table_name()
-        ensure_table(env, table)
+        ensure_table(dynamodb_client(env), table)
+        chalice = start_chalice(port, env)
+        wait_until_serving(chalice, port)
+        local_stream.start(notifier_environment(env, table), stop_notifier)
         api_key = env["API_KEYS"].split(",")[0].strip()
+        telegram = stage_environment()
+        chat = telegram.get("TELEGRAM_ALLOWED_CHATS", "").split(",")[0].strip()
+        kept = f"{replayed} recorded requests replayed" if replayed else "nothing kept yet, starting empty"
         print(f"Embedded DynamoDB (moto) on {env['AWS_ENDPOINT_URL_DYNAMODB']}, table {table}")
+        print(f"Data kept in {state} ({kept}); `make run FRESH=1` starts empty")
         print(f"Incident API on http://127.0.0.1:{port}")
         print(f"API key: {api_key}   (header x-api-key; set API_KEYS to choose your own)")
-        print(f"Telegram webhook secret: {env['TELEGRAM_SECRET_TOKEN']}   (header X-Telegram-Bot-Api-Secret-Token)")
+        print(f"Telegram webhook: http://127.0.0.1:{port}/telegram/webhook, secret "
+              f"{env['TELEGRAM_SECRET_TOKEN']} (header X-Telegram-Bot-Api-Secret-Token)")
+        print(f"Telegram bot @{telegram.get('TELEGRAM_BOT_USERNAME', '')} serves chat {chat}: "
+              "try make say TEXT='[operator] Самокат 42 не в сети'")
+        if ignored_note:
+            print(ignored_note)
         print("Ctrl-C stops both.", flush=True)
-        local_stream.start(notifier_environment(env, table), stop_notifier)
-        chalice_cli = Path(sys.executable).parent / "chalice"
-        chalice = subprocess.Popen(
-            [str(chalice_cli), "local", "--host", "127.0.0.1", "--port", str(port),
-             "--stage", STAGE, "--no-autoreload"],
-            cwd=ROOT, env={**env, "PYTHONUNBUFFERED": "1"},
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, encoding="utf-8",
-            errors="replace",
-        )
-        threading.Thread(target=relay, args=(chalice.stdout,), daemon=True).start()
         return chalice.wait()
+    except StartFailed as failure:
+        print(failure, file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 0
     finally:
+        stop_notifier.set()
         if chalice is not None and chalice.poll() is None:
             chalice.terminate()
             try:
                 chalice.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 chalice.kill()
-        stop_notifier.set()
-        moto.stop()
+        if moto is not None:
+            moto.shutdown()
+            moto.server_close()
 
 
 if __name__ == "__main__":

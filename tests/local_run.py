@@ -1,5 +1,6 @@
 """The README's `make run` (moto server + `chalice local`) as a subprocess on free ports, for
-tests that need the service over real HTTP."""
+tests that need the service over real HTTP. Each run keeps its data in a directory of its own
+(LOCAL_DIR), never in the developer's `.local/`."""
 from __future__ import annotations
 
 import os
@@ -26,6 +27,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def clean_environment() -> dict[str, str]:
+    """This process's environment without AWS settings, and without what a `make` above us
+    (make test) passes down: a nested make would print "make[1]: …" lines of its own."""
+    return {k: v for k, v in os.environ.items()
+            if not k.startswith("AWS_") and k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+
+
 def answers(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2):
@@ -41,34 +49,48 @@ class LocalRun:
     base: str
     moto_url: str
     process: subprocess.Popen
+    env: dict[str, str]
     output: str = ""
-    stopped_by_ctrl_c: bool = field(default=False)
+    stopped: bool = field(default=False)
+    left_processes: bool = field(default=False)
 
 
 @contextmanager
-def local_service(extra_env: dict[str, str] | None = None) -> Iterator[LocalRun]:
-    """Starts `make run`, waits for /health, yields it; then stops it as Ctrl-C in its terminal would."""
-    port, moto_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(PORT=str(port), MOTO_PORT=str(moto_port), **(extra_env or {}))
-    log = tempfile.TemporaryFile()
-    process = subprocess.Popen(["make", "--no-print-directory", "run"], cwd=ROOT, env=env,
-                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    run = LocalRun(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{moto_port}", process)
-    try:
-        _wait_for_health(run, log)
-        yield run
-    finally:
-        run.stopped_by_ctrl_c = _stop(process)
-        log.seek(0)
-        run.output = log.read().decode(errors="replace")
-        log.close()
+def local_service(extra_env: dict[str, str] | None = None, *, local_dir: Path | None = None,
+                  stop_signal: signal.Signals | None = None) -> Iterator[LocalRun]:
+    """Starts `make run`, waits for /health, yields it; then stops it: by default as Ctrl-C in
+    its terminal would (SIGINT to the whole process group), or with `stop_signal` sent to
+    make's pid alone. `local_dir` keeps the data for another run; by default it is thrown away."""
+    with tempfile.TemporaryDirectory(prefix="local-run-") as scratch:
+        port, moto_port = free_port(), free_port()
+        env = clean_environment()
+        env.update(PORT=str(port), MOTO_PORT=str(moto_port), LOCAL_DIR=str(local_dir or scratch),
+                   **(extra_env or {}))
+        log = tempfile.TemporaryFile()
+        process = subprocess.Popen(["make", "--no-print-directory", "run"], cwd=ROOT, env=env,
+                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        run = LocalRun(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{moto_port}", process, env)
+        try:
+            _wait_for_health(run, log)
+            yield run
+        finally:
+            run.stopped = _stop(process, stop_signal)
+            run.left_processes = _group_alive(process.pid)
+            if run.left_processes:
+                os.killpg(process.pid, signal.SIGKILL)
+            log.seek(0)
+            run.output = log.read().decode(errors="replace")
+            log.close()
 
 
-def _stop(process: subprocess.Popen) -> bool:
+def _stop(process: subprocess.Popen, stop_signal: signal.Signals | None) -> bool:
+    """True when `make run` ended by itself after the signal."""
     if process.poll() is not None:
         return False
-    os.killpg(process.pid, signal.SIGINT)  # the whole foreground group, as a terminal's Ctrl-C
+    if stop_signal is None:
+        os.killpg(process.pid, signal.SIGINT)  # the whole foreground group, as a terminal's Ctrl-C
+    else:
+        os.kill(process.pid, stop_signal)  # make alone
     try:
         process.wait(timeout=STOP_TIMEOUT)
         return True
@@ -76,6 +98,18 @@ def _stop(process: subprocess.Popen) -> bool:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
         return False
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether any process of `make run`'s group (moto, chalice, …) is still there."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return False
+        time.sleep(0.1)
+    return True
 
 
 def _wait_for_health(run: LocalRun, log) -> None:

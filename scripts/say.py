@@ -1,0 +1,147 @@
+"""`make say TEXT='…' [REPLY_TO=<message id>] [FROM=<username or user id>]`: one message from the
+local Telegram group, sent to `make run`'s webhook as the Update Telegram would deliver; prints
+the message and the bot's answer, each with the message id Telegram would have given it.
+
+The local group is the dev stage's first TELEGRAM_ALLOWED_CHATS entry and the bot is its
+TELEGRAM_BOT_USERNAME (.chalice/config.json). Telegram numbers the messages of a chat and keeps
+the one a reply answers; here a transcript in $LOCAL_DIR/chat.jsonl does both, so REPLY_TO names
+any earlier message, the bot's included. `make run FRESH=1` starts it anew with the data.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from run_local import DEFAULT_TELEGRAM_SECRET, local_dir, no_proxy_opener, stage_environment
+
+TRANSCRIPT = "chat.jsonl"
+DEFAULT_FROM = "ivan_ops"
+BOT_ID = 7000000001
+CHAT_TITLE = "Дежурная смена"
+# A user id for a username, stable across runs: the same person is always the same user.
+FIRST_USER_ID = 111111111
+
+
+class SayFailed(Exception):
+    pass
+
+
+def load_transcript(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def user(name: str, transcript: list[dict[str, Any]]) -> dict[str, Any]:
+    """`anna_support` -> a user with that username; `222222222` -> a user without one."""
+    if name.isdigit():
+        return {"id": int(name), "is_bot": False, "first_name": f"User {name}"}
+    for message in transcript:
+        sender = message["from"]
+        if sender.get("username") == name and not sender["is_bot"]:
+            return sender
+    known = {m["from"]["id"] for m in transcript if not m["from"]["is_bot"]}
+    return {"id": max(known | {FIRST_USER_ID - 1}) + 1, "is_bot": False,
+            "first_name": name, "username": name}
+
+
+def message_update(text: str, sender: dict[str, Any], chat: dict[str, Any],
+                   transcript: list[dict[str, Any]], reply_to: int | None) -> dict[str, Any]:
+    message: dict[str, Any] = {
+        "message_id": _next(transcript, "message_id"),
+        "from": sender,
+        "chat": chat,
+        "date": int(time.time()),
+        "text": text,
+    }
+    if reply_to is not None:
+        replied = next((m for m in transcript if m["message_id"] == reply_to), None)
+        if replied is None:
+            raise SayFailed(f"no message {reply_to} in this local chat yet "
+                            f"(the ids are the numbers in brackets that make say printed)")
+        # As Telegram nests it: the replied message itself, without what it replied to.
+        message["reply_to_message"] = {k: v for k, v in replied.items()
+                                       if k not in ("update_id", "reply_to_message")}
+    return {"update_id": _next(transcript, "update_id", start=100000001), "message": message}
+
+
+def _next(transcript: list[dict[str, Any]], field: str, start: int = 1) -> int:
+    return max((m.get(field, 0) for m in transcript), default=start - 1) + 1
+
+
+def deliver(port: int, secret: str, update: dict[str, Any]) -> dict[str, Any]:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/telegram/webhook", method="POST",
+        data=json.dumps(update, ensure_ascii=False).encode("utf-8"),
+        headers={"Content-Type": "application/json",
+                 "X-Telegram-Bot-Api-Secret-Token": secret},
+    )
+    try:
+        with no_proxy_opener().open(request, timeout=30) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        raise SayFailed(f"the webhook answered {error.code}: {error.read().decode(errors='replace')}")
+    except OSError as error:
+        raise SayFailed(f"nothing answers on port {port} ({error}): start `make run` first, "
+                        "with the same PORT")
+
+
+def name_of(sender: dict[str, Any]) -> str:
+    return sender.get("username") or str(sender["id"])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("text", nargs="?", default=os.environ.get("TEXT", ""))
+    parser.add_argument("--reply-to", type=int, default=os.environ.get("REPLY_TO") or None)
+    parser.add_argument("--from", dest="sender", default=os.environ.get("FROM") or DEFAULT_FROM)
+    args = parser.parse_args()
+    if not args.text.strip():
+        print("say what? make say TEXT='[operator] Самокат 42 не в сети'", file=sys.stderr)
+        return 2
+
+    settings = stage_environment()
+    chat_ids = [c.strip() for c in settings.get("TELEGRAM_ALLOWED_CHATS", "").split(",") if c.strip()]
+    chat = {"id": int(chat_ids[0]) if chat_ids else -1, "title": CHAT_TITLE, "type": "supergroup"}
+    bot = {"id": BOT_ID, "is_bot": True, "first_name": "Incident Bot",
+           "username": settings.get("TELEGRAM_BOT_USERNAME") or "IncidentBot"}
+    port = int(os.environ.get("PORT") or 8000)
+    secret = os.environ.get("TELEGRAM_SECRET_TOKEN") or DEFAULT_TELEGRAM_SECRET
+
+    path = local_dir() / TRANSCRIPT
+    transcript = load_transcript(path)
+    try:
+        update = message_update(args.text, user(args.sender, transcript), chat, transcript,
+                                args.reply_to)
+        answer = deliver(port, secret, update)
+    except SayFailed as failure:
+        print(failure, file=sys.stderr)
+        return 1
+    said = update["message"]
+    sent = [{**said, "update_id": update["update_id"]}]
+    lines = [f"{name_of(said['from'])} [{said['message_id']}]: {said['text']}"]
+    if answer.get("method") == "sendMessage":
+        reply = {"message_id": said["message_id"] + 1, "from": bot, "chat": chat,
+                 "date": int(time.time()), "text": answer["text"]}
+        sent.append(reply)
+        first, *rest = answer["text"].split("\n")
+        lines.append(f"{bot['username']} [{reply['message_id']}]: {first}")
+        lines += [" " * (len(bot["username"]) + len(str(reply["message_id"])) + 5) + line for line in rest]
+    else:
+        lines.append("(no answer: the bot ignores this message; make run's log says why)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as file:
+        file.writelines(json.dumps(m, ensure_ascii=False) + "\n" for m in sent)
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
