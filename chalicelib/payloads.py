@@ -16,7 +16,7 @@ MAX_IDEMPOTENCY_KEY = 128
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 100
 
-CREATE_FIELDS = {"description": True, "source": True, "dedup_key": False}  # name -> required
+CREATE_FIELDS = {"description": True, "source": True, "dedup_key": False, "severity": False}  # name -> required
 PATCH_FIELDS = {"status": True, "note": False}
 
 
