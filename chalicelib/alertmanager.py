@@ -134,13 +134,12 @@ def _time(value: Any, where: str, *, required: bool) -> str | None:
         moment = datetime(int(year), int(month), int(day), int(hour), int(minute),
                           min(int(second), 59),  # a leap second counts as :59
                           int((fraction or "0")[:6].ljust(6, "0")), zone)
-        if moment.year == _ZERO_YEAR:
-            if required:
-                raise MalformedBatch(f"{where} is Go's zero time; the alert needs a start")
-            return None
-        return _iso(moment.astimezone(timezone.utc))
+        utc = None if moment.year == _ZERO_YEAR else moment.astimezone(timezone.utc)
     except (ValueError, OverflowError):
         raise MalformedBatch(f"{where} is not a valid time: {value[:40]!r}") from None
+    if utc is None and required:
+        raise MalformedBatch(f"{where} is Go's zero time; the alert needs a start")
+    return _iso(utc) if utc is not None else None
 
 
 def _iso(moment: datetime) -> str:
