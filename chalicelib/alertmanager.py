@@ -29,9 +29,10 @@ SEVERITY_LABELS = {
 }
 # RFC 3339 as Go writes it (nanoseconds, `Z` or an offset); Go's zero time means "not set".
 _RFC3339 = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})$"
+    r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?([Zz]|[+-](?:[01]\d|2[0-3]):[0-5]\d)$"
 )
 _ZERO_YEAR = 1
+_ABSENT = object()
 
 
 @dataclass(frozen=True)
@@ -76,11 +77,11 @@ def parse_batch(body: Any) -> Batch:
     alerts = body.get("alerts")
     if not isinstance(alerts, list):
         raise MalformedBatch("`alerts` is missing or not a list of alert objects")
-    receiver = body.get("receiver")
-    if receiver is not None and not isinstance(receiver, str):
+    receiver = body.get("receiver", "")
+    if not isinstance(receiver, str):
         raise MalformedBatch("`receiver` must be a string")
     return Batch(
-        receiver=clip(receiver or "", MAX_RECEIVER_IN_BY),
+        receiver=clip(receiver, MAX_RECEIVER_IN_BY),
         alerts=[_alert(alert, f"alerts[{index}]") for index, alert in enumerate(alerts)],
     )
 
@@ -91,12 +92,15 @@ def _alert(alert: Any, where: str) -> Alert:
     status = alert.get("status")
     if status not in STATUSES:
         raise MalformedBatch(f"{where}.status must be one of: {', '.join(STATUSES)}")
-    labels = _string_map(alert.get("labels"), f"{where}.labels", required=True)
-    annotations = _string_map(alert.get("annotations"), f"{where}.annotations", required=False)
+    # An optional field may be absent, never null: the OpenAPI document says so, and holds us to it.
+    labels = _string_map(alert.get("labels"), f"{where}.labels")
+    annotations = _string_map(alert.get("annotations", {}), f"{where}.annotations")
     starts_at = _time(alert.get("startsAt"), f"{where}.startsAt", required=True)
-    ends_at = _time(alert.get("endsAt"), f"{where}.endsAt", required=False)
-    fingerprint = alert.get("fingerprint")
-    if fingerprint is not None and (not isinstance(fingerprint, str) or not fingerprint.strip()):
+    ends_at = _time(alert.get("endsAt", _ABSENT), f"{where}.endsAt", required=False)
+    fingerprint = alert.get("fingerprint", _ABSENT)
+    if fingerprint is _ABSENT:
+        fingerprint = None
+    elif not isinstance(fingerprint, str) or not fingerprint.strip():
         raise MalformedBatch(f"{where}.fingerprint must be a non-empty string")
     if status == "firing":
         at = starts_at
@@ -111,18 +115,16 @@ def _alert(alert: Any, where: str) -> Alert:
     )
 
 
-def _string_map(value: Any, where: str, *, required: bool) -> dict[str, str]:
-    if value is None and not required:
-        return {}
+def _string_map(value: Any, where: str) -> dict[str, str]:
     if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
         raise MalformedBatch(f"{where} must be an object of strings")
     return value
 
 
 def _time(value: Any, where: str, *, required: bool) -> str | None:
-    """RFC 3339 -> UTC with milliseconds and Z (the form that compares correctly as text);
-    None for Go's zero time (0001-01-01T00:00:00Z) or, when not required, for no value."""
-    if value is None and not required:
+    """RFC 3339 -> UTC with milliseconds and Z (the form that compares correctly as text).
+    An optional time may be absent or Go's zero time (0001-01-01T00:00:00Z): None, "not set"."""
+    if value is _ABSENT:
         return None
     match = _RFC3339.match(value) if isinstance(value, str) else None
     if match is None:
@@ -134,12 +136,14 @@ def _time(value: Any, where: str, *, required: bool) -> str | None:
         moment = datetime(int(year), int(month), int(day), int(hour), int(minute),
                           min(int(second), 59),  # a leap second counts as :59
                           int((fraction or "0")[:6].ljust(6, "0")), zone)
-        utc = None if moment.year == _ZERO_YEAR else moment.astimezone(timezone.utc)
-    except (ValueError, OverflowError):
+    except ValueError:
         raise MalformedBatch(f"{where} is not a valid time: {value[:40]!r}") from None
-    if utc is None and required:
-        raise MalformedBatch(f"{where} is Go's zero time; the alert needs a start")
-    return _iso(utc) if utc is not None else None
+    if moment.year == _ZERO_YEAR and not required:
+        return None
+    try:
+        return _iso(moment.astimezone(timezone.utc))
+    except OverflowError:  # within an offset of year 1 or 9999: the edge itself
+        return _iso((datetime.min if moment.year == _ZERO_YEAR else datetime.max).replace(tzinfo=timezone.utc))
 
 
 def _iso(moment: datetime) -> str:

@@ -20,6 +20,7 @@ from chalicelib.store import create_table  # noqa: E402
 
 DEFAULT_API_KEY = "local-dev-key"
 DEFAULT_TELEGRAM_SECRET = "local-telegram-secret"
+DEFAULT_INTEGRATION_KEY = "local-integration-key"
 STAGE = "dev"
 
 
@@ -40,6 +41,7 @@ def local_environment(moto_port: int) -> dict[str, str]:
         API_KEYS=env.get("API_KEYS") or DEFAULT_API_KEY,
         # Set here so that nothing local ever asks SSM (the stage names a parameter for Lambda).
         TELEGRAM_SECRET_TOKEN=env.get("TELEGRAM_SECRET_TOKEN") or DEFAULT_TELEGRAM_SECRET,
+        INTEGRATION_KEYS=env.get("INTEGRATION_KEYS") or DEFAULT_INTEGRATION_KEY,
     )
     env.pop("AWS_PROFILE", None)
     env.pop("AWS_SESSION_TOKEN", None)
@@ -78,6 +80,8 @@ def main() -> int:
         print(f"Incident API on http://127.0.0.1:{port}")
         print(f"API key: {api_key}   (header x-api-key; set API_KEYS to choose your own)")
         print(f"Telegram webhook secret: {env['TELEGRAM_SECRET_TOKEN']}   (header X-Telegram-Bot-Api-Secret-Token)")
+        print(f"PagerDuty routing key: {env['INTEGRATION_KEYS'].split(',')[0].strip()}   "
+              "(POST /v2/enqueue; set INTEGRATION_KEYS to choose your own)")
         print("Ctrl-C stops both.", flush=True)
         chalice_cli = Path(sys.executable).parent / "chalice"
         chalice = subprocess.Popen(

@@ -78,7 +78,11 @@ def test_a_description_falls_back_to_the_alert_name_then_the_labels():
     assert [a.description for a in alerts] == ["DiskFull", "b=2, job=pos", "Alertmanager alert"]
 
 
-def test_a_zero_starts_at_is_refused():
-    with pytest.raises(alertmanager.MalformedBatch, match="zero time"):
-        alertmanager.parse_batch({"alerts": [{"status": "firing", "labels": {},
-                                              "startsAt": "0001-01-01T00:00:00Z"}]})
+def test_a_zero_ends_at_is_not_set_and_times_at_the_edges_of_the_calendar_are_kept():
+    alerts = alertmanager.parse_batch({"alerts": [
+        {"status": "resolved", "labels": {}, "startsAt": "0001-01-01T00:00:00+05:00",
+         "endsAt": "0001-01-01T00:00:00Z"},
+        {"status": "firing", "labels": {}, "startsAt": "9999-12-31T23:59:59-05:00"},
+    ]}).alerts
+    assert alerts[0].at == "0001-01-01T00:00:00.001Z"  # ended just after it started
+    assert alerts[1].at == "9999-12-31T23:59:59.999Z"
