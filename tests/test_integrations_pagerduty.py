@@ -239,3 +239,20 @@ def test_a_store_failure_is_503_with_retry_after_so_the_sender_retries(api, monk
     response = send(api, event("trigger"))
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "1"
+
+
+def test_in_lambda_the_integration_keys_come_from_the_stages_ssm_parameter(api, monkeypatch):
+    import boto3
+
+    from chalicelib import secrets
+
+    monkeypatch.delenv("INTEGRATION_KEYS")
+    monkeypatch.setenv("INTEGRATION_KEYS_PARAMETER", "/incidents/dev/integration-keys")
+    boto3.client("ssm").put_parameter(Name="/incidents/dev/integration-keys", Type="SecureString",
+                                      Value=f"{ROUTING_KEY},{OTHER_ROUTING_KEY}")
+    secrets.clear_cache()
+    try:
+        assert send(api, event("trigger", routing_key=OTHER_ROUTING_KEY)).status_code == 202
+        assert send(api, event("trigger", routing_key="wrong")).status_code == 400
+    finally:
+        secrets.clear_cache()
