@@ -110,15 +110,15 @@ def ingest_alert(store: Store, alert: alertmanager.Alert, *, by: str) -> str:
     resolved resolves it; each only if newer than the last event applied for that alert, so a
     repeat of the same firing alert (same startsAt) or a late event changes nothing."""
     once = services.OnceKey(alert.once_key)
+    if store.once_record(once.key) is not None:  # a repeat: one GetItem, and no replay to build
+        return "duplicate"
     try:
-        if alert.status == "firing":  # open_incident reads the once-record itself
+        if alert.status == "firing":
             created = services.open_incident(
                 store, description=alert.description, source=SOURCE, by=by,
                 dedup_key=alert.dedup_key, once=once, alarm_at=alert.at, severity=alert.severity,
             )
             return "duplicate" if created.replayed else "applied"
-        if store.once_record(once.key) is not None:
-            return "duplicate"
         resolve_for_event(store, alert.dedup_key, alert.at, by=by, note=alert.resolved_note, once=once)
         return "applied"
     except StaleAlarmEvent as stale:
