@@ -22,6 +22,9 @@ def costs() -> Any:
         os.environ.clear()
         os.environ.update(saved_env)
         sys.path[:] = saved_path
+        # tests/test_bench_smoke.py imports these afresh, with their fake AWS settings.
+        for name in ("integration_counts", "dynamo_counts", "benchenv", "fast_moto"):
+            sys.modules.pop(name, None)
 
 
 def test_each_alert_and_event_costs_a_few_calls_none_a_scan(costs):

@@ -259,19 +259,24 @@ def test_two_identical_batches_racing_make_one_incident_per_alert(api, client):
     assert all(i["occurrences"] == 1 and len(i["history"]) == 1 for i in stored.values())
 
 
-def test_a_store_failure_mid_batch_is_503_and_the_retry_stores_each_alert_exactly_once(api, monkeypatch):
-    original = Store.insert_incident
+def failing_on_the_second_call(method: str) -> Any:
+    """Store.<method> that raises Unavailable on its second call (the second alert of a batch)."""
+    original = getattr(Store, method)
     calls = []
 
-    def fails_on_the_second(self: Store, *args: Any, **kwargs: Any) -> None:
+    def fails_on_the_second(self: Store, *args: Any, **kwargs: Any) -> Any:
         calls.append(1)
         if len(calls) == 2:
             raise Unavailable("throttled past the retries")
-        original(self, *args, **kwargs)
+        return original(self, *args, **kwargs)
 
+    return fails_on_the_second
+
+
+def test_a_store_failure_mid_batch_is_503_and_the_retry_stores_each_alert_exactly_once(api, monkeypatch):
     batch = body("alertmanager_firing")
     with monkeypatch.context() as patch:
-        patch.setattr(Store, "insert_incident", fails_on_the_second)
+        patch.setattr(Store, "insert_incident", failing_on_the_second_call("insert_incident"))
         failed = deliver(api, batch)
     assert failed.status_code == 503
     assert failed.headers["Retry-After"] == "1"
@@ -288,17 +293,8 @@ def test_a_store_failure_mid_batch_is_503_and_the_retry_stores_each_alert_exactl
 
 def test_a_resolve_batch_retried_after_a_failure_resolves_each_once(api, monkeypatch):
     deliver(api, body("alertmanager_firing"))
-    original = Store.set_status
-    calls = []
-
-    def fails_on_the_second(self: Store, *args: Any, **kwargs: Any) -> None:
-        calls.append(1)
-        if len(calls) == 2:
-            raise Unavailable("throttled past the retries")
-        original(self, *args, **kwargs)
-
     with monkeypatch.context() as patch:
-        patch.setattr(Store, "set_status", fails_on_the_second)
+        patch.setattr(Store, "set_status", failing_on_the_second_call("set_status"))
         assert deliver(api, body("alertmanager_resolved")).status_code == 503
     assert deliver(api, body("alertmanager_resolved")).status_code == 200
 
