@@ -51,6 +51,13 @@ STATE ?= ALARM
 fire-alarm: $(INSTALLED)
 	$(PY) scripts/fire_alarm.py $(STATE)
 
+# A sample Alertmanager batch (STATUS=firing|resolved) and a PagerDuty trigger/resolve pair, over HTTP
+# to the service `make run` started (README: "Monitoring integrations").
+STATUS ?= firing
+.PHONY: fire-alerts
+fire-alerts: $(INSTALLED)
+	$(PY) scripts/fire_alerts.py $(STATUS)
+
 # CloudFormation for STAGE (dev|prod) in out/STAGE/package: Chalice's SAM template merged with
 # deploy/resources.py's resources, then checked by cfn-lint. Deploying it: docs/deploy.md.
 STAGE ?= dev

@@ -342,3 +342,42 @@ def daily_digest(event: Any) -> None:
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+# --- Monitoring integrations (issue 17): PagerDuty Events API v2, Alertmanager and Grafana ---
+
+from chalicelib import alertmanager, integrations  # noqa: E402
+
+# Authenticated in the views: /v2/enqueue by the body's routing_key, /alertmanager by
+# `Authorization: Bearer <API key>` as well as x-api-key.
+PUBLIC_ROUTES |= {"/v2/enqueue", "/alertmanager"}
+# Alertmanager sends a whole group at once (100 alerts are ~60 KB); PagerDuty's own limit is 512 KB.
+INTEGRATION_MAX_BODY_BYTES = 512 * 1024
+
+
+@app.route("/v2/enqueue", methods=["POST"], content_types=ANY_CONTENT)
+def pagerduty_enqueue() -> Response:
+    request = app.current_request
+    try:
+        answer = integrations.enqueue(default_store(), request.raw_body, request.headers.get("content-type"),
+                                      auth.configured_integration_keys(), INTEGRATION_MAX_BODY_BYTES)
+    except Unavailable:
+        return _unavailable()
+    return _json(answer.body, answer.status_code)
+
+
+@app.route("/alertmanager", methods=["POST"], content_types=ANY_CONTENT)
+@http_errors
+def alertmanager_webhook() -> Response:
+    request = app.current_request
+    presented = auth.bearer_token(request.headers.get("authorization")) or request.headers.get("x-api-key")
+    if not auth.is_valid_key(presented, auth.configured_api_keys()):
+        return _error(401, "UnauthorizedError", "missing or wrong Authorization: Bearer <API key> (or x-api-key)")
+    body = payloads.json_object(request.raw_body, request.headers.get("content-type"),
+                                max_bytes=INTEGRATION_MAX_BODY_BYTES)
+    try:
+        batch = alertmanager.parse_batch(body)
+    except alertmanager.MalformedBatch as error:
+        raise BadRequestError(str(error))
+    result = integrations.ingest_batch(default_store(), batch)
+    return _json({"status": "success", "outcomes": result.outcomes})

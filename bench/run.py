@@ -1,7 +1,7 @@
 """`make bench`: DynamoDB cost per operation, cold start, warm handler time, package size.
 
     .venv/bin/python bench/run.py [--sizes 1000,10000,100000] [--runs 10] [--warm-n 200]
-                                  [--only counts,cold,warm,package]
+                                  [--only counts,integrations,cold,warm,package]
 
 Prints tables and PASS/FAIL against the targets of issues 6 and 10; exits 0 whatever the targets say
 (it is a benchmark, not a test), 1 only when a part could not be measured at all.
@@ -221,6 +221,29 @@ def part_stats(sizes: list[int], targets: list) -> None:
     part(sizes, targets, say, table)
 
 
+def part_integrations(sizes: list[int], targets: list) -> None:
+    """Issue 17: DynamoDB calls per alert / per PagerDuty event (bench/integration_counts.py),
+    at the smallest and the largest size."""
+    from integration_counts import BATCH, measure_size
+
+    say(f"## 1b. Monitoring integrations: DynamoDB calls per alert ({BATCH}-alert Alertmanager batch) "
+        "and per PagerDuty event")
+    ends = sorted({sizes[0], sizes[-1]})
+    results = [(size, measure_size(size, log=say)) for size in ends]
+    header = ["event", f"calls (at {short(ends[-1])})",
+              *[f"calls/read per event @{short(size)}" for size, _ in results], "max read/call"]
+    rows = []
+    for name, cost in results[-1][1].items():
+        cells = [f"{r[name].calls_per_event:g}/{r[name].read_per_event:g}" for _, r in results]
+        rows.append([name, cost.kinds, *cells, str(max(r[name].max_read_per_call for _, r in results))])
+    table(header, rows)
+    say()
+    flat = all(first.calls == last.calls and first.items_read == last.items_read
+               for first, last in zip(results[0][1].values(), results[-1][1].values()))
+    targets.append((f"integrations: calls and reads per alert/event the same at {short(ends[0])} and "
+                    f"{short(ends[-1])} (constant, not growing with the table)", flat, ""))
+
+
 def part_cold(runs: int, targets: list) -> None:
     from coldstart import measure
     from no_observability import SWITCH
@@ -327,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default=DEFAULT_SIZES, help=f"stored incidents (default {DEFAULT_SIZES})")
     parser.add_argument("--runs", type=int, default=10, help="cold start runs per side (default 10)")
     parser.add_argument("--warm-n", type=int, default=200, help="warm requests per kind (default 200)")
-    parser.add_argument("--only", default="counts,notify,stats,cold,warm,package")
+    parser.add_argument("--only", default="counts,notify,stats,integrations,cold,warm,package")
     args = parser.parse_args(argv)
     sizes = sorted(int(s) for s in args.sizes.split(",") if s.strip())
     parts = set(args.only.split(","))
@@ -340,6 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, run in (("counts", lambda: part_counts(sizes, targets)),
                       ("notify", lambda: part_notify(sizes, targets)),
                       ("stats", lambda: part_stats(sizes, targets)),
+                      ("integrations", lambda: part_integrations(sizes, targets)),
                       ("cold", lambda: part_cold(args.runs, targets)),
                       ("warm", lambda: part_warm(args.warm_n, targets)),
                       ("package", lambda: part_package(targets))):

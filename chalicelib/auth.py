@@ -25,3 +25,15 @@ def is_valid_key(presented: str | None, keys: list[str]) -> bool:
 def configured_telegram_secret() -> str | None:
     """The secret_token given to Telegram's setWebhook; None when not configured (then nothing gets in)."""
     return secrets.read(secrets.TELEGRAM_SECRET).strip() or None
+
+
+def configured_integration_keys() -> list[str]:
+    """PagerDuty routing keys: INTEGRATION_KEYS locally, the SSM parameter INTEGRATION_KEYS_PARAMETER in Lambda."""
+    return [key.strip() for key in secrets.read(secrets.INTEGRATION_KEYS).split(",") if key.strip()]
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The credentials of `Authorization: Bearer <token>` (what Alertmanager's
+    http_config.authorization and Grafana's webhook send); None for any other header."""
+    scheme, _, token = (authorization or "").strip().partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None

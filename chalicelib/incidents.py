@@ -36,6 +36,18 @@ TRANSITIONS: dict[Status, tuple[Status, ...]] = {
 OPEN_STATUSES = (Status.NEW, Status.IN_PROGRESS)
 
 
+class Severity(StrEnum):
+    """PagerDuty's four, lowest first: a later report may raise an open incident's, never lower it."""
+
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+    CRITICAL = "critical"
+
+
+SEVERITY_ORDER = tuple(Severity)
+
+
 class IncidentError(Exception):
     """Base of every rule the domain enforces."""
 
@@ -132,6 +144,21 @@ def _enum_value(value: Any, field: str, enum: type[StrEnum]) -> str:
     return value
 
 
+def parse_severity(value: Any, field: str = "severity") -> Severity | None:
+    """None (nobody said) or one of the four."""
+    return None if value is None else Severity(_enum_value(value, field, Severity))
+
+
+def severities_below(severity: Severity) -> list[str]:
+    return [str(s) for s in SEVERITY_ORDER[: SEVERITY_ORDER.index(severity)]]
+
+
+def raises_severity(new: Severity | None, current: str | None) -> bool:
+    if new is None:
+        return False
+    return current is None or SEVERITY_ORDER.index(new) > SEVERITY_ORDER.index(Severity(current))
+
+
 def clean_description(value: Any) -> str:
     return _clean_text(value, "description", MAX_DESCRIPTION, required=True)
 
@@ -197,9 +224,10 @@ def history_entry(at: str, status: Status, note: str | None, by: str) -> dict[st
 
 
 def new_incident(
-    incident_id: int, description: str, source: Source, dedup_key: str | None, by: str, at: str
+    incident_id: int, description: str, source: Source, dedup_key: str | None, by: str, at: str,
+    severity: Severity | None = None,
 ) -> dict[str, Any]:
-    return {
+    incident = {
         "id": incident_id,
         "description": description,
         "status": str(Status.NEW),
@@ -212,6 +240,9 @@ def new_incident(
         "history_count": 1,
         "version": 1,
     }
+    if severity is not None:  # absent, not NULL: the raise condition reads attribute_not_exists
+        incident["severity"] = str(severity)
+    return incident
 
 
 def public_view(incident: dict[str, Any]) -> dict[str, Any]:
@@ -225,6 +256,7 @@ def public_view(incident: dict[str, Any]) -> dict[str, Any]:
         "created_at": incident["created_at"],
         "updated_at": incident["updated_at"],
         "dedup_key": incident.get("dedup_key"),
+        "severity": incident.get("severity"),
         "occurrences": incident["occurrences"],
         "history_count": incident["history_count"],
     }

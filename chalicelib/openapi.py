@@ -9,6 +9,7 @@ from typing import Any
 
 from chalicelib.incidents import (
     HISTORY_IN_RESPONSE,
+    Severity,
     MAX_DEDUP_KEY,
     MAX_DESCRIPTION,
     MAX_NOTE,
@@ -59,7 +60,7 @@ def _incident_schema() -> dict[str, Any]:
         "type": "object",
         "additionalProperties": False,
         "required": ["id", "description", "status", "source", "created_at", "updated_at",
-                     "dedup_key", "occurrences", "history_count", "history"],
+                     "dedup_key", "severity", "occurrences", "history_count", "history"],
         "properties": {
             "id": {"type": "integer", "minimum": 1,
                    "description": "1, 2, 3 … in creation order, never reused; quoted as `#42`."},
@@ -69,6 +70,7 @@ def _incident_schema() -> dict[str, Any]:
             "created_at": _ref("schemas", "Timestamp"),
             "updated_at": _ref("schemas", "Timestamp"),
             "dedup_key": {**nullable_text, "minLength": 1, "maxLength": MAX_DEDUP_KEY},
+            "severity": _ref("schemas", "SeverityOrNull"),
             "occurrences": {"type": "integer", "minimum": 1,
                             "description": "Reports absorbed through `dedup_key`, starting at 1."},
             "history_count": {"type": "integer", "minimum": 1,
@@ -81,7 +83,8 @@ def _incident_schema() -> dict[str, Any]:
         "examples": [{
             "id": 42, "description": "Самокат #42 не в сети", "status": "new",
             "source": "monitoring", "created_at": "2026-11-23T10:15:30.123Z",
-            "updated_at": "2026-11-23T10:15:30.123Z", "dedup_key": None, "occurrences": 1,
+            "updated_at": "2026-11-23T10:15:30.123Z", "dedup_key": None, "severity": None,
+            "occurrences": 1,
             "history_count": 1,
             "history": [{"at": "2026-11-23T10:15:30.123Z", "status": "new",
                          "note": None, "by": "api"}],
@@ -159,6 +162,7 @@ def _schemas() -> dict[str, Any]:
                                    "trimming surrounding white space.",
                 },
                 "source": _ref("schemas", "Source"),
+                "severity": _ref("schemas", "SeverityOrNull"),
                 "dedup_key": {
                     **nullable_text, "minLength": 1, "maxLength": MAX_DEDUP_KEY,
                     "description": "While an incident with this key is `new` or `in_progress`, a "
@@ -516,8 +520,11 @@ def build_document(server_url: str = "/") -> dict[str, Any]:
             {"name": "operations", "description": "Health and this description; no key needed."},
             {"name": "telegram", "description": "The Telegram bot's webhook."},
             {"name": "stats", "description": "Open counts, time to acknowledge, time to resolve."},
+            {"name": "integrations", "description": "PagerDuty Events API v2, Alertmanager and "
+                                                    "Grafana webhooks: monitoring systems open and "
+                                                    "resolve incidents with no code."},
         ],
-        "paths": {**_paths(), **notes_stats.paths()},
+        "paths": {**_paths(), **notes_stats.paths(), **_integration_paths()},
         "components": {
             "securitySchemes": {
                 "ApiKey": {"type": "apiKey", "in": "header", "name": API_KEY_HEADER,
@@ -526,10 +533,165 @@ def build_document(server_url: str = "/") -> dict[str, Any]:
                                         "name": TELEGRAM_SECRET_HEADER,
                                         "description": "`TELEGRAM_SECRET_TOKEN`, as given to "
                                                        "Telegram's `setWebhook`."},
+                "BearerApiKey": {"type": "http", "scheme": "bearer",
+                                 "description": "One of the API keys as `Authorization: Bearer "
+                                                "<key>` (Alertmanager's `http_config.authorization`)."},
             },
-            "schemas": {**_schemas(), **notes_stats.schemas()},
+            "schemas": {**_schemas(), **notes_stats.schemas(), **_integration_schemas()},
             "parameters": _parameters(),
             "headers": _headers(),
             "responses": _responses(),
+        },
+    }
+
+
+# --- Monitoring integrations (issue 17) ---
+
+RFC3339 = {"type": "string", "format": "date-time"}
+STRING_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
+
+
+def _integration_schemas() -> dict[str, Any]:
+    from chalicelib import alertmanager, pagerduty
+
+    not_blank = {"type": "string", "pattern": NOT_BLANK_PATTERN}
+    return {
+        "SeverityOrNull": {
+            "enum": [*(s.value for s in Severity), None],
+            "description": "PagerDuty's four, or null when nobody said. A later report for the same "
+                           "open incident raises it, never lowers it. Not a list filter (yet).",
+        },
+        "PagerDutyEvent": {
+            "type": "object",
+            "required": ["routing_key", "event_action"],
+            "description": "A PagerDuty Events API v2 alert event. `trigger` needs `payload` "
+                           "(summary, source, severity); `acknowledge` and `resolve` need `dedup_key`. "
+                           "Other fields PagerDuty defines (`client`, `links`, `images`, …) are accepted "
+                           "and not used.",
+            "properties": {
+                "routing_key": {"type": "string", "description": "One of the integration keys "
+                                                                 "(`INTEGRATION_KEYS`)."},
+                "event_action": {"enum": list(pagerduty.ACTIONS)},
+                "dedup_key": {"type": ["string", "null"], "minLength": 1,
+                              "maxLength": pagerduty.MAX_DEDUP_KEY, "pattern": NOT_BLANK_PATTERN},
+                "payload": {
+                    "type": "object",
+                    "required": ["summary", "source", "severity"],
+                    "properties": {
+                        "summary": {**not_blank, "maxLength": pagerduty.MAX_SUMMARY},
+                        "source": not_blank,
+                        "severity": {"enum": [s.value for s in Severity]},
+                    },
+                },
+            },
+            "examples": [{"routing_key": "<integration key>", "event_action": "trigger",
+                          "dedup_key": "pos-7-offline",
+                          "payload": {"summary": "POS 7 not answering", "source": "pos-7.example.org",
+                                      "severity": "critical"}}],
+        },
+        "PagerDutyAccepted": {
+            "type": "object",
+            "required": ["status", "message", "dedup_key"],
+            "properties": {"status": {"const": "success"}, "message": {"const": "Event processed"},
+                           "dedup_key": {"type": "string"}},
+        },
+        "PagerDutyInvalid": {
+            "type": "object",
+            "required": ["status", "message", "errors"],
+            "properties": {"status": {"const": "invalid event"},
+                           "message": {"const": pagerduty.INVALID_MESSAGE},
+                           "errors": {"type": "array", "minItems": 1, "items": {"type": "string"}}},
+        },
+        "AlertmanagerAlert": {
+            "type": "object",
+            "required": ["status", "labels", "startsAt"],
+            "properties": {
+                "status": {"enum": list(alertmanager.STATUSES)},
+                "labels": STRING_MAP,
+                "annotations": STRING_MAP,
+                "startsAt": RFC3339,
+                "endsAt": {**RFC3339, "description": "Orders a resolved alert; Go's zero time "
+                                                     "(`0001-01-01T00:00:00Z`) or none: just after "
+                                                     "`startsAt`."},
+                "fingerprint": {**not_blank, "description": "Keys the alert's incident; when "
+                                                            "absent, a digest of the sorted labels."},
+            },
+        },
+        "AlertmanagerBatch": {
+            "type": "object",
+            "required": ["alerts"],
+            "description": "Alertmanager's webhook body (version 4) or Grafana's webhook contact point "
+                           "body (version 1: the same alerts plus `orgId`, `title`, `state`, `message`, "
+                           "`values`). Fields not listed here are accepted and not used.",
+            "properties": {
+                "receiver": {"type": "string"},
+                "alerts": {"type": "array", "items": _ref("schemas", "AlertmanagerAlert")},
+            },
+        },
+        "AlertmanagerAnswer": {
+            "type": "object",
+            "required": ["status", "outcomes"],
+            "properties": {
+                "status": {"const": "success"},
+                "outcomes": {"type": "array", "items": {
+                    "enum": ["applied", "duplicate", "stale", "skipped"]},
+                    "description": "Per alert, in order: `applied` (opened, counted or resolved, or "
+                                   "nothing was open to resolve), `duplicate` (this alert, status and "
+                                   "time were stored already), `stale` (older than the last event "
+                                   "applied for the alert, or a repeat of it), `skipped` (logged)."},
+            },
+        },
+    }
+
+
+def _integration_paths() -> dict[str, Any]:
+    body_too_large = _error_response("Request body over 512 KiB.")
+    return {
+        "/v2/enqueue": {
+            "post": {
+                "operationId": "pagerdutyEnqueue",
+                "summary": "PagerDuty Events API v2: trigger, acknowledge, resolve",
+                "description": "Drop-in for `https://events.pagerduty.com/v2/enqueue`. Authenticated by "
+                               "the body's `routing_key` (one of `INTEGRATION_KEYS`), not by a header. "
+                               "`trigger` opens a `monitoring` incident (dedup_key `pagerduty:<dedup_key>`) "
+                               "or counts an occurrence on the open one and raises its severity; "
+                               "`acknowledge` moves the open one to `in_progress`; `resolve` to "
+                               "`resolved`; with none open, both change nothing.",
+                "tags": ["integrations"],
+                "security": [],
+                "requestBody": {"required": True, "content": _json(_ref("schemas", "PagerDutyEvent"))},
+                "responses": {
+                    "202": {"description": "Processed.", "content": _json(_ref("schemas", "PagerDutyAccepted"))},
+                    "400": {"description": "Invalid event, a wrong or missing `routing_key` included "
+                                           "(nothing is stored); `errors` lists every problem.",
+                            "content": _json(_ref("schemas", "PagerDutyInvalid"))},
+                    "503": _r("Unavailable"),
+                },
+            },
+        },
+        "/alertmanager": {
+            "post": {
+                "operationId": "alertmanagerWebhook",
+                "summary": "Alertmanager and Grafana webhook: firing opens, resolved resolves",
+                "description": "One incident per alert fingerprint (dedup_key `alertmanager:<fingerprint>`). "
+                               "Events apply in the order of `startsAt` (firing) and `endsAt` (resolved): "
+                               "a repeat of the same firing alert or a late event changes nothing. "
+                               "503 when the store failed: Alertmanager sends the batch again, and what "
+                               "was stored before the failure is not stored twice.",
+                "tags": ["integrations"],
+                "security": [{"BearerApiKey": []}, {"ApiKey": []}],
+                "requestBody": {"required": True, "content": _json(_ref("schemas", "AlertmanagerBatch"))},
+                "responses": {
+                    "200": {"description": "Every alert was stored.",
+                            "content": _json(_ref("schemas", "AlertmanagerAnswer"))},
+                    "400": _error_response("Not an Alertmanager or Grafana body: no `alerts` list of alert "
+                                           "objects, an unknown `status`, a time that is not RFC 3339, "
+                                           "labels or annotations that are not strings. Nothing is stored."),
+                    "401": _error_response("Missing or wrong `Authorization: Bearer <API key>` (or x-api-key)."),
+                    "413": body_too_large,
+                    "415": _r("UnsupportedMediaType"),
+                    "503": _r("Unavailable"),
+                },
+            },
         },
     }

@@ -16,13 +16,13 @@ MAX_IDEMPOTENCY_KEY = 128
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 100
 
-CREATE_FIELDS = {"description": True, "source": True, "dedup_key": False}  # name -> required
+CREATE_FIELDS = {"description": True, "source": True, "dedup_key": False, "severity": False}  # name -> required
 PATCH_FIELDS = {"status": True, "note": False}
 
 
 class BodyTooLarge(Exception):
-    def __init__(self, size: int) -> None:
-        super().__init__(f"request body is {size} bytes; at most {MAX_BODY_BYTES} bytes (64 KiB) are allowed")
+    def __init__(self, size: int, limit: int = MAX_BODY_BYTES) -> None:
+        super().__init__(f"request body is {size} bytes; at most {limit} bytes ({limit // 1024} KiB) are allowed")
 
 
 class NotJson(Exception):
@@ -38,12 +38,13 @@ class ListQuery:
     cursor: str | None
 
 
-def json_object(raw: bytes | None, content_type: str | None) -> dict[str, Any]:
+def json_object(raw: bytes | None, content_type: str | None,
+                max_bytes: int = MAX_BODY_BYTES) -> dict[str, Any]:
     """The request body as a JSON object, refusing what json.loads would let through
     (NaN, Infinity, duplicate keys) since DynamoDB or a client would trip over it later."""
     body = raw or b""
-    if len(body) > MAX_BODY_BYTES:
-        raise BodyTooLarge(len(body))
+    if len(body) > max_bytes:
+        raise BodyTooLarge(len(body), max_bytes)
     if content_type and not content_type.strip().lower().startswith("application/json"):
         raise NotJson(content_type)
     if not body.strip():

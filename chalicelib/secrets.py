@@ -49,6 +49,8 @@ class Secret:
 API_KEYS = Secret("API_KEYS", "API_KEYS_PARAMETER")
 TELEGRAM_SECRET = Secret("TELEGRAM_SECRET_TOKEN", "TELEGRAM_SECRET_PARAMETER")
 TELEGRAM_BOT_TOKEN = Secret("TELEGRAM_BOT_TOKEN", "TELEGRAM_BOT_TOKEN_PARAMETER")
+# PagerDuty Events API v2 routing keys accepted by POST /v2/enqueue (comma-separated).
+INTEGRATION_KEYS = Secret("INTEGRATION_KEYS", "INTEGRATION_KEYS_PARAMETER")
 
 _cache: dict[str, tuple[str, float]] = {}  # parameter name -> (value, expires at, monotonic)
 _lock = threading.Lock()

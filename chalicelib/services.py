@@ -18,6 +18,7 @@ from chalicelib.incidents import (
     IncidentNotFound,
     InvalidInput,
     PreconditionFailed,
+    Severity,
     StaleAlarmEvent,
     Status,
     TransitionNotAllowed,
@@ -28,8 +29,11 @@ from chalicelib.incidents import (
     history_entry,
     new_incident,
     now_iso,
+    parse_severity,
     parse_source,
     parse_status,
+    raises_severity,
+    severities_below,
     statuses_leading_to,
     versions_matching,
 )
@@ -87,19 +91,22 @@ def open_incident(
     dedup_key: Any = None,
     once: OnceKey | None = None,
     alarm_at: str | None = None,
+    severity: Any = None,
 ) -> Created:
     """A new incident, or one more occurrence on the open incident holding `dedup_key`.
     With `alarm_at` (an alarm event's state-change time) it applies only if the event is newer
-    than the last one applied for that key, else raises StaleAlarmEvent."""
+    than the last one applied for that key, else raises StaleAlarmEvent. A `severity` above the
+    open incident's raises it; a lower one never lowers it."""
     description = clean_description(description)
     source = parse_source(source)
     dedup_key = clean_dedup_key(dedup_key)
+    severity = parse_severity(severity)
     if once is not None and (record := store.once_record(once.key)) is not None:
         return _replayed(store, record, once)
     alarm = AlarmMark(dedup_key, alarm_at) if alarm_at and dedup_key else None
     for _ in range(MAX_ATTEMPTS):
         try:
-            return _open_or_absorb(store, description, source, by, dedup_key, once, alarm)
+            return _open_or_absorb(store, description, source, by, dedup_key, once, alarm, severity)
         except (DedupKeyTaken, _Retry):
             continue
         except AlreadyDone as done:
@@ -109,18 +116,19 @@ def open_incident(
     raise Unavailable(f"dedup_key {dedup_key!r} kept changing hands; try again")
 
 
-def _open_or_absorb(store, description, source, by, dedup_key, once, alarm) -> Created:
+def _open_or_absorb(store, description, source, by, dedup_key, once, alarm, severity) -> Created:
     previous_owner = None
     if dedup_key is not None and (record := store.dedup_record(dedup_key)) is not None:
         if alarm is not None and record.alarm_at is not None and record.alarm_at >= alarm.at:
             raise StaleEvent(f"alarm event at {alarm.at} is not newer than {record.alarm_at}")
         if record.incident_id is not None:
-            absorbed = _add_occurrence(store, record.incident_id, dedup_key, once, alarm)
+            absorbed = _add_occurrence(store, record.incident_id, dedup_key, once, alarm, severity)
             if absorbed is not None:
                 metrics.occurrence_absorbed(absorbed)  # observability hook
                 return Created(absorbed, 200)
             previous_owner = record.incident_id  # resolved or closed: the key is free again
-    incident = new_incident(store.allocate_id(), description, source, dedup_key, by, now_iso())
+    incident = new_incident(store.allocate_id(), description, source, dedup_key, by, now_iso(),
+                            severity)
     store.insert_incident(
         incident, replaces_dedup_owner=previous_owner, once=_once(once, 201, incident), alarm=alarm
     )
@@ -129,10 +137,13 @@ def _open_or_absorb(store, description, source, by, dedup_key, once, alarm) -> C
 
 
 def _add_occurrence(store, owner: int, dedup_key: str, once: OnceKey | None,
-                    alarm: AlarmMark | None) -> dict | None:
+                    alarm: AlarmMark | None, severity: Severity | None = None) -> dict | None:
     at = now_iso()
     if once is None:
-        if not store.add_occurrence(owner, dedup_key, at, alarm=alarm):
+        # Tries the raise first; refused (not open, or its severity is not lower): without it.
+        raised = severity is not None and store.add_occurrence(
+            owner, dedup_key, at, alarm=alarm, severity=(str(severity), severities_below(severity)))
+        if not raised and not store.add_occurrence(owner, dedup_key, at, alarm=alarm):
             return None
         return get_incident(store, owner)
     # The replay must answer with the body of this very response, so compute it before writing.
@@ -141,9 +152,13 @@ def _add_occurrence(store, owner: int, dedup_key: str, once: OnceKey | None,
         return None
     absorbed = {**current, "occurrences": current["occurrences"] + 1, "updated_at": at,
                 "version": current["version"] + 1}
+    raise_to = None
+    if raises_severity(severity, current.get("severity")):
+        absorbed["severity"] = str(severity)
+        raise_to = (str(severity), severities_below(severity))
     written = store.add_occurrence(
         owner, dedup_key, at, once=_once(once, 200, absorbed),
-        expected_version=current["version"], alarm=alarm,
+        expected_version=current["version"], alarm=alarm, severity=raise_to,
     )
     if not written:
         raise _Retry()

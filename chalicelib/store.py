@@ -453,21 +453,31 @@ class Store:
     def add_occurrence(
         self, incident_id: int, dedup_key: str, at: str, *, once: Once | None = None,
         expected_version: int | None = None, alarm: AlarmMark | None = None,
+        severity: tuple[str, list[str]] | None = None,
     ) -> bool:
         """Count one more report on an open incident owning dedup_key; False when it is no
-        longer open (or no longer at `expected_version`)."""
+        longer open (or no longer at `expected_version`). `severity` (the new one, and the ones
+        below it) also raises the incident's severity, and refuses when it is not below."""
         condition = "#status IN (:new, :in_progress) AND dedup_key = :key"
         values: dict[str, Any] = {":one": 1, ":at": at, ":new": "new",
                                   ":in_progress": "in_progress", ":key": dedup_key}
         if expected_version is not None:
             condition += " AND version = :version"
             values[":version"] = expected_version
+        sets = "SET occurrences = occurrences + :one, updated_at = :at, version = version + :one"
+        # --- severity raise (issue 17) ---
+        if severity is not None:
+            raised, below = severity
+            condition += " AND (attribute_not_exists(#severity)"
+            condition += f" OR #severity IN ({_placeholders(values, 'below', below)}))" if below else ")"
+            sets += ", #severity = :severity"
+            values[":severity"] = raised
         update = _Op("Update", {
             "Key": _key(_incident_key(incident_id)),
-            "UpdateExpression": "SET occurrences = occurrences + :one, updated_at = :at, "
-            "version = version + :one",
+            "UpdateExpression": sets,
             "ConditionExpression": condition,
-            "ExpressionAttributeNames": {"#status": "status"},
+            "ExpressionAttributeNames": {"#status": "status",
+                                         **({"#severity": "severity"} if severity else {})},
             "ExpressionAttributeValues": _values(values),
         }, lambda old: ConditionFailed(old))
         ops = [update]

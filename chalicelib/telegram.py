@@ -371,7 +371,8 @@ def reply(context: Context, text: str) -> dict[str, Any]:
 
 def created_text(incident: dict[str, Any]) -> str:
     preview = _preview(incident["description"], CREATED_PREVIEW)
-    return f"Incident #{incident['id']} created: {preview}"
+    severity = f" [{incident['severity']}]" if incident.get("severity") else ""
+    return f"Incident #{incident['id']} created{severity}: {preview}"
 
 
 def status_changed_text(incident: dict[str, Any]) -> str:
@@ -407,9 +408,14 @@ def open_list_text(incidents: list[dict[str, Any]]) -> str:
     if not incidents:
         return "No open incidents"
     return "\n".join(
-        f"#{i['id']} [{i['status']}] {_preview(i['description'], LIST_PREVIEW)}"
+        f"#{i['id']} [{_tags(i['status'], i.get('severity'))}] {_preview(i['description'], LIST_PREVIEW)}"
         for i in incidents[:OPEN_LIST_LIMIT]
     )
+
+
+def _tags(*tags: str | None) -> str:
+    """`in_progress, critical`: the tags that are set, in order (severity only when known)."""
+    return ", ".join(tag for tag in tags if tag)
 
 
 def _preview(text: str, limit: int) -> str:

@@ -40,6 +40,7 @@ import local_stream  # noqa: E402
 
 DEFAULT_API_KEY = "local-dev-key"
 DEFAULT_TELEGRAM_SECRET = "local-telegram-secret"
+DEFAULT_INTEGRATION_KEY = "local-integration-key"
 STAGE = "dev"
 RECORDING = "dynamodb-requests.jsonl"
 CHALICE_START_TIMEOUT = 60.0
@@ -81,6 +82,7 @@ def local_environment(moto_port: int) -> dict[str, str]:
         API_KEYS=env.get("API_KEYS") or DEFAULT_API_KEY,
         # Set here so that nothing local ever asks SSM (the stage names a parameter for Lambda).
         TELEGRAM_SECRET_TOKEN=env.get("TELEGRAM_SECRET_TOKEN") or DEFAULT_TELEGRAM_SECRET,
+        INTEGRATION_KEYS=env.get("INTEGRATION_KEYS") or DEFAULT_INTEGRATION_KEY,
     )
     env.pop("AWS_PROFILE", None)
     env.pop("AWS_SESSION_TOKEN", None)
@@ -353,6 +355,8 @@ def main() -> int:
               "try make say TEXT='[operator] Самокат 42 не в сети'")
         if ignored_note:
             print(ignored_note)
+        print(f"PagerDuty routing key: {env['INTEGRATION_KEYS'].split(',')[0].strip()}   "
+              "(POST /v2/enqueue; set INTEGRATION_KEYS to choose your own)")
         print("Ctrl-C stops both.", flush=True)
         return chalice.wait()
     except StartFailed as failure:

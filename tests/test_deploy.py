@@ -65,7 +65,7 @@ def test_no_secret_value_is_kept_in_the_config():
     everything = [config().get("environment_variables", {})] + [
         stage.get("environment_variables", {}) for stage in config()["stages"].values()]
     for env in everything:
-        assert not {"API_KEYS", "TELEGRAM_SECRET_TOKEN", "CURSOR_SECRET"} & set(env), env
+        assert not {"API_KEYS", "TELEGRAM_SECRET_TOKEN", "CURSOR_SECRET", "INTEGRATION_KEYS"} & set(env), env
 
 
 # --- secrets --------------------------------------------------------------------------
@@ -203,6 +203,7 @@ def test_the_policy_reaches_only_the_stage_table_its_indexes_and_its_parameters(
         f"arn:aws:ssm:*:*:parameter{env['API_KEYS_PARAMETER']}",
         f"arn:aws:ssm:*:*:parameter{env['TELEGRAM_SECRET_PARAMETER']}",
         f"arn:aws:ssm:*:*:parameter{env['TELEGRAM_BOT_TOKEN_PARAMETER']}",
+        f"arn:aws:ssm:*:*:parameter{env['INTEGRATION_KEYS_PARAMETER']}",
     }
     for statement in resources.load_policy(stage)["Statement"]:
         assert all("*" not in action for action in statement["Action"]), statement

@@ -334,3 +334,10 @@ def test_a_note_made_outside_the_group_is_announced_as_a_note(api, client, bot, 
     deliver_new(client, stream)
 
     assert bot.texts[1:] == ["#1 note by api: звонили партнёру"]
+
+
+def test_the_severity_is_shown_beside_the_source(api, client, bot, stream):
+    api.create("Касса #7 не отвечает", "partner", severity="critical")
+    deliver_new(client, stream)
+
+    assert bot.texts == ["#1 [partner, critical] new: Касса #7 не отвечает"]

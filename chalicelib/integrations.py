@@ -1,0 +1,150 @@
+"""Use cases of the monitoring integrations: a PagerDuty Events API v2 event, an Alertmanager or
+Grafana webhook batch -> the same service calls the API and the CloudWatch handlers make.
+
+No new path into the store: incidents open through services.open_incident (dedup_key, once-keys,
+AlarmMark ordering) and move through services.change_status.
+"""
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from chalicelib import alertmanager, auth, pagerduty, payloads, services
+from chalicelib.incidents import (
+    OPEN_STATUSES,
+    InvalidInput,
+    PreconditionFailed,
+    StaleAlarmEvent,
+    Status,
+    TransitionNotAllowed,
+    Unavailable,
+    etag,
+)
+from chalicelib.store import AlarmMark, DedupKeyTaken, StaleEvent, Store
+
+SOURCE = "monitoring"
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Answer:
+    status_code: int
+    body: dict[str, Any]
+
+
+# --- PagerDuty Events API v2 ---
+
+
+def enqueue(store: Store, raw: bytes | None, content_type: str | None,
+            integration_keys: list[str], max_bytes: int = payloads.MAX_BODY_BYTES) -> Answer:
+    """One event -> PagerDuty's answer: 202 with the dedup_key, or 400 `invalid event` listing
+    every problem (a wrong or missing routing_key included); a 400 stores nothing."""
+    try:
+        body = payloads.json_object(raw, content_type, max_bytes)
+    except (InvalidInput, payloads.BodyTooLarge, payloads.NotJson) as error:
+        return Answer(400, pagerduty.invalid([str(error)]))
+    if not auth.is_valid_key(pagerduty.routing_key(body), integration_keys):
+        # The key itself is never logged: only that one was refused.
+        logger.warning("PagerDuty event refused: wrong or missing routing_key")
+        return Answer(400, pagerduty.invalid(["'routing_key' is missing or is not a valid integration key"]))
+    try:
+        event = pagerduty.parse_event(body)
+    except pagerduty.InvalidEvent as error:
+        return Answer(400, pagerduty.invalid(error.errors))
+    dedup_key = event.dedup_key or uuid.uuid4().hex  # PagerDuty generates one for a bare trigger
+    key = pagerduty.incident_key(dedup_key)
+    if event.action == "trigger":
+        services.open_incident(store, description=event.summary, source=SOURCE, by=event.by,
+                               dedup_key=key, severity=event.severity)
+    else:
+        target = Status.IN_PROGRESS if event.action == "acknowledge" else Status.RESOLVED
+        move_open_incident(store, key, target, by=event.by)
+    logger.info("PagerDuty event processed", extra={"event_action": event.action})
+    return Answer(202, pagerduty.accepted(dedup_key))
+
+
+def move_open_incident(store: Store, dedup_key: str, target: Status, *, by: str,
+                       note: str | None = None) -> dict[str, Any] | None:
+    """The open incident holding `dedup_key` -> `target`; none open: nothing (None). Guarded by
+    the version read, so an acknowledge never reopens an incident resolved in between."""
+    for _ in range(services.MAX_ATTEMPTS):
+        record = store.dedup_record(dedup_key)
+        owner = record.incident_id if record is not None else None
+        current = store.get_incident_item(owner) if owner is not None else None
+        if current is None or current["status"] not in OPEN_STATUSES:
+            return None
+        try:
+            return services.change_status(store, owner, target, by=by, note=note,
+                                          if_match=etag(current))
+        except (PreconditionFailed, TransitionNotAllowed):
+            continue  # changed between our read and our write: look again
+    raise Unavailable(f"the incident of {dedup_key!r} kept changing; try again")
+
+
+# --- Alertmanager and Grafana webhooks ---
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    outcomes: list[str]  # per alert: applied, duplicate, stale, skipped
+
+
+def ingest_batch(store: Store, batch: alertmanager.Batch) -> BatchResult:
+    """Every alert in order. A store failure propagates at once (the route answers 503 and
+    Alertmanager sends the whole batch again): the alerts stored before it are then recognised
+    by their once-keys and times, so the retry stores the rest and doubles nothing."""
+    outcomes = []
+    for index, alert in enumerate(batch.alerts):
+        try:
+            outcomes.append(ingest_alert(store, alert, by=batch.by))
+        except InvalidInput as error:  # a DynamoDB limit: a retry cannot fix it
+            logger.error("alert skipped: %s", error, extra={"alert": index, "dedup_key": alert.dedup_key})
+            outcomes.append("skipped")
+    return BatchResult(outcomes)
+
+
+def ingest_alert(store: Store, alert: alertmanager.Alert, *, by: str) -> str:
+    """firing opens the alert's incident (or counts a new occurrence of it: a new startsAt),
+    resolved resolves it; each only if newer than the last event applied for that alert, so a
+    repeat of the same firing alert (same startsAt) or a late event changes nothing."""
+    once = services.OnceKey(alert.once_key)
+    if store.once_record(once.key) is not None:  # a repeat: one GetItem, and no replay to build
+        return "duplicate"
+    try:
+        if alert.status == "firing":
+            created = services.open_incident(
+                store, description=alert.description, source=SOURCE, by=by,
+                dedup_key=alert.dedup_key, once=once, alarm_at=alert.at, severity=alert.severity,
+            )
+            return "duplicate" if created.replayed else "applied"
+        resolve_for_event(store, alert.dedup_key, alert.at, by=by, note=alert.resolved_note, once=once)
+        return "applied"
+    except StaleAlarmEvent as stale:
+        logger.info("alert ignored as stale: %s", stale, extra={"dedup_key": alert.dedup_key})
+        return "stale"
+
+
+def resolve_for_event(store: Store, dedup_key: str, at: str, *, by: str, note: str,
+                      once: services.OnceKey) -> dict[str, Any] | None:
+    """Resolve the open incident of `dedup_key` if this event (at `at`) is newer than the last
+    one applied for it; none open: only remember the time (as services._resolve_for_alarm)."""
+    mark = AlarmMark(dedup_key, at)
+    for _ in range(services.MAX_ATTEMPTS):
+        record = store.dedup_record(dedup_key)
+        if record is not None and record.alarm_at is not None and record.alarm_at >= at:
+            raise StaleAlarmEvent(f"event at {at} is not newer than {record.alarm_at}")
+        owner = record.incident_id if record is not None else None
+        current = store.get_incident_item(owner) if owner is not None else None
+        try:
+            if current is None or current["status"] not in OPEN_STATUSES:
+                store.mark_alarm(mark)
+                return None
+            return services.change_status(store, owner, Status.RESOLVED, by=by, note=note,
+                                          once=once, alarm=mark)
+        except (TransitionNotAllowed, DedupKeyTaken):
+            continue
+        except StaleEvent as stale:
+            raise StaleAlarmEvent(str(stale)) from None
+    raise Unavailable(f"the incident of {dedup_key!r} kept changing; will be retried")

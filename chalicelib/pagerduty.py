@@ -1,0 +1,127 @@
+"""PagerDuty Events API v2 (`POST /v2/enqueue`) events turned into plain values, and its answers.
+
+Pure: no boto3, no Chalice, no I/O. Validation follows PagerDuty's: every problem of an event is
+listed in `errors`, and an event with any problem changes nothing.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from chalicelib.alarms import _fit_key, _text, clip
+from chalicelib.incidents import MAX_DESCRIPTION, Severity
+
+ACTIONS = ("trigger", "acknowledge", "resolve")
+MAX_SUMMARY = 1024
+MAX_DEDUP_KEY = 255
+MAX_SOURCE_IN_BY = 200
+KEY_PREFIX = "pagerduty:"
+INVALID_MESSAGE = "Event object is invalid"
+SEVERITIES_TEXT = "'critical', 'warning', 'error' or 'info'"
+ACTIONS_TEXT = "'trigger', 'acknowledge' or 'resolve'"
+
+
+@dataclass(frozen=True)
+class Event:
+    action: str  # trigger, acknowledge, resolve
+    dedup_key: str | None  # as the sender gave it; None only for a trigger without one
+    summary: str | None = None  # trigger only
+    source: str | None = None  # trigger only; `payload.source`
+    severity: Severity | None = None  # trigger only
+
+    @property
+    def by(self) -> str:
+        """Who the history entry names: `pagerduty:<payload.source>`."""
+        return f"pagerduty:{clip(self.source, MAX_SOURCE_IN_BY)}" if self.source else "pagerduty"
+
+
+class InvalidEvent(ValueError):
+    """The event breaks PagerDuty's rules; `errors` lists each, in PagerDuty's words."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("; ".join(errors))
+        self.errors = errors
+
+
+def routing_key(body: Any) -> str | None:
+    """The event's routing_key (the integration key it authenticates with), if it is a string."""
+    value = body.get("routing_key") if isinstance(body, dict) else None
+    return value if isinstance(value, str) and value else None
+
+
+def parse_event(body: Any) -> Event:
+    """An event body -> Event, or InvalidEvent listing every problem. The routing_key is checked
+    by the caller against the configured keys, before this."""
+    if not isinstance(body, dict):
+        raise InvalidEvent(["Event object must be a JSON object"])
+    errors: list[str] = []
+    action = body.get("event_action")
+    if not isinstance(action, str) or not action.strip():
+        errors.append("'event_action' is missing or blank")
+    elif action not in ACTIONS:
+        errors.append(f"'event_action' is invalid (must be one of the following: {ACTIONS_TEXT})")
+    dedup_key = _dedup_key(body, required=action in ("acknowledge", "resolve"), errors=errors)
+    payload = _payload(body, errors) if action == "trigger" else None
+    if errors:
+        raise InvalidEvent(errors)
+    if payload is None:  # acknowledge, resolve: a payload is optional, its source names who
+        given = body.get("payload")
+        source = given.get("source") if isinstance(given, dict) else None
+        return Event(action, dedup_key, source=_text(source) or None)
+    return Event(action, dedup_key, summary=clip(payload["summary"], MAX_DESCRIPTION),
+                 source=_text(payload["source"]), severity=Severity(payload["severity"]))
+
+
+def _dedup_key(body: dict[str, Any], *, required: bool, errors: list[str]) -> str | None:
+    value = body.get("dedup_key")
+    if value is None:
+        if required:
+            errors.append("'dedup_key' is missing or blank")
+        return None
+    if not isinstance(value, str) or not value.strip():
+        errors.append("'dedup_key' is missing or blank" if isinstance(value, str)
+                      else "'dedup_key' must be a string")
+        return None
+    if len(value) > MAX_DEDUP_KEY:
+        errors.append(f"'dedup_key' is too long (maximum is {MAX_DEDUP_KEY} characters)")
+        return None
+    return value
+
+
+def _payload(body: dict[str, Any], errors: list[str]) -> dict[str, Any] | None:
+    payload = body.get("payload")
+    if not isinstance(payload, dict):
+        errors.append("'payload' is missing or not an object")
+        return None
+    before = len(errors)
+    summary = payload.get("summary")
+    if not isinstance(summary, str) or not summary.strip():
+        errors.append("'payload.summary' is missing or blank")
+    elif len(summary) > MAX_SUMMARY:
+        errors.append(f"'payload.summary' is too long (maximum is {MAX_SUMMARY} characters)")
+    source = payload.get("source")
+    if not isinstance(source, str) or not source.strip():
+        errors.append("'payload.source' is missing or blank")
+    severity = payload.get("severity")
+    if not isinstance(severity, str) or not severity.strip():
+        errors.append("'payload.severity' is missing or blank")
+    elif severity not in Severity._value2member_map_:
+        errors.append(f"'payload.severity' is invalid (must be one of the following: {SEVERITIES_TEXT})")
+    return payload if len(errors) == before else None
+
+
+def incident_key(dedup_key: str) -> str:
+    """The incident's dedup_key: namespaced, so a PagerDuty key never meets an API client's key,
+    a CloudWatch alarm's ARN or an Alertmanager fingerprint; a key too long for the 256-character
+    limit once prefixed ends in a digest of the whole key."""
+    return _fit_key(KEY_PREFIX + dedup_key)
+
+
+def accepted(dedup_key: str) -> dict[str, Any]:
+    """PagerDuty's answer to an accepted event (status 202)."""
+    return {"status": "success", "message": "Event processed", "dedup_key": dedup_key}
+
+
+def invalid(errors: list[str]) -> dict[str, Any]:
+    """PagerDuty's answer to an invalid event (status 400)."""
+    return {"status": "invalid event", "message": INVALID_MESSAGE, "errors": errors}
