@@ -86,7 +86,8 @@ def create_incident() -> Response:
     body = payloads.json_object(request.raw_body, request.headers.get("content-type"))
     fields = payloads.fields(body, payloads.CREATE_FIELDS)
     key = payloads.idempotency_key(request.headers.get("idempotency-key"))
-    once = services.OnceKey(f"api#{key}", payloads.fingerprint(body)) if key else None
+    caller = auth.caller_id(request.headers.get("x-api-key") or "")
+    once = services.OnceKey(f"api#{caller}#{key}", payloads.fingerprint(body)) if key else None
     created = services.open_incident(default_store(), **fields, by="api", once=once)
     headers = {"Location": f"/incidents/{created.incident['id']}"}
     if created.replayed:
