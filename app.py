@@ -17,6 +17,7 @@ from chalice import (
 )
 
 from chalicelib import alarms, auth, docs_page, openapi, payloads, services, telegram_bot
+from chalicelib.secrets import SecretUnavailable
 from chalicelib.incidents import (
     DedupKeyHeld,
     IdempotencyKeyReused,
@@ -46,7 +47,11 @@ RETRY_AFTER_SECONDS = "1"
 def require_api_key(request: Any, get_response: Callable[[Any], Response]) -> Response:
     if request.context.get("resourcePath") in PUBLIC_ROUTES:
         return get_response(request)
-    if auth.is_valid_key(request.headers.get("x-api-key"), auth.configured_api_keys()):
+    try:
+        keys = auth.configured_api_keys()
+    except SecretUnavailable:
+        return _secret_unavailable()
+    if auth.is_valid_key(request.headers.get("x-api-key"), keys):
         return get_response(request)
     return _error(401, "UnauthorizedError", "missing or wrong x-api-key header")
 
@@ -75,6 +80,8 @@ def http_errors(view: Callable[..., Response]) -> Callable[..., Response]:
             return _error(415, "UnsupportedMediaType", str(error))
         except Unavailable:
             return _unavailable()
+        except SecretUnavailable:
+            return _secret_unavailable()
 
     return wrapper
 
@@ -175,6 +182,14 @@ def _unavailable() -> Response:
     )
 
 
+def _secret_unavailable() -> Response:
+    return _error(
+        503, "ServiceUnavailableError",
+        "the service cannot read its credentials right now; retry after a moment",
+        {"Retry-After": RETRY_AFTER_SECONDS},
+    )
+
+
 # --- Telegram webhook ---
 
 TELEGRAM_SECRET_HEADER = "x-telegram-bot-api-secret-token"
@@ -184,7 +199,10 @@ TELEGRAM_SECRET_HEADER = "x-telegram-bot-api-secret-token"
 def telegram_webhook() -> Response:
     """Telegram's secret token instead of the API key; 200 for every update, 503 when storage fails."""
     request = app.current_request
-    secret = auth.configured_telegram_secret()
+    try:
+        secret = auth.configured_telegram_secret()
+    except SecretUnavailable:
+        return _secret_unavailable()
     if not auth.is_valid_key(request.headers.get(TELEGRAM_SECRET_HEADER), [secret] if secret else []):
         return _error(401, "UnauthorizedError", "missing or wrong X-Telegram-Bot-Api-Secret-Token header")
     settings = telegram_bot.Settings.from_environment()

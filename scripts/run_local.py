@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -40,6 +41,9 @@ def local_environment(moto_port: int) -> dict[str, str]:
         API_KEYS=env.get("API_KEYS") or DEFAULT_API_KEY,
         # Set here so that nothing local ever asks SSM (the stage names a parameter for Lambda).
         TELEGRAM_SECRET_TOKEN=env.get("TELEGRAM_SECRET_TOKEN") or DEFAULT_TELEGRAM_SECRET,
+        # A new cursor-signing key every run unless one is given: cursors stay valid for the
+        # run (chalice local is one process) and nothing guessable ever signs them.
+        CURSOR_SECRET=env.get("CURSOR_SECRET") or secrets.token_urlsafe(32),
     )
     env.pop("AWS_PROFILE", None)
     env.pop("AWS_SESSION_TOKEN", None)

@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PAYLOADS = Path(__file__).resolve().parent / "payloads"
 API_KEY = "test-key-primary"
 OTHER_API_KEY = "test-key-secondary"
+CURSOR_SECRET = "test-cursor-key"
 
 
 def stage_environment(stage: str = "dev") -> dict[str, str]:
@@ -46,9 +47,10 @@ def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
         "AWS_DEFAULT_REGION": "eu-west-1",
         "TABLE_NAME": TABLE_NAME,
         "API_KEYS": f"{API_KEY},{OTHER_API_KEY}",
+        "CURSOR_SECRET": CURSOR_SECRET,
     }.items():
         monkeypatch.setenv(name, value)
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "CURSOR_SECRET"):
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB"):
         monkeypatch.delenv(name, raising=False)
 
 

@@ -53,7 +53,7 @@ def arns(stage: str, service: str) -> set[str]:
 def test_each_stage_names_its_table_topic_secrets_chats_and_log_level(stage):
     env = resources.stage_environment(stage)
     for name in ("TABLE_NAME", "ALARM_TOPIC", "API_KEYS_PARAMETER", "TELEGRAM_SECRET_PARAMETER",
-                 "TELEGRAM_ALLOWED_CHATS", "LOG_LEVEL"):
+                 "CURSOR_SECRET_PARAMETER", "TELEGRAM_ALLOWED_CHATS", "LOG_LEVEL"):
         assert name in env, f"stage {stage} has no {name}"
     assert env["TABLE_NAME"].endswith(f"-{stage}")
     settings = config()["stages"][stage]
@@ -118,24 +118,120 @@ def test_an_empty_parameter_means_no_access(ssm, api):
     assert api.get("/incidents").status_code == 401
 
 
-@pytest.mark.parametrize("failure", [
+FAILURES = [
     ClientError({"Error": {"Code": "AccessDeniedException", "Message": "not allowed"}}, "GetParameter"),
+    ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "GetParameter"),
     EndpointConnectionError(endpoint_url="https://ssm.eu-west-1.amazonaws.com"),
-])
-def test_an_unreadable_parameter_means_no_access_and_is_retried_later(ssm, api, monkeypatch, failure):
+]
+
+
+class FailingSsm:
+    def __init__(self, failure: Exception) -> None:
+        self.failure = failure
+        self.calls = 0
+
+    def get_parameter(self, **kwargs: Any) -> Any:
+        self.calls += 1
+        raise self.failure
+
+
+def assert_secret_unavailable(response: Any) -> None:
+    assert response.status_code == 503, response.body
+    assert response.headers["Retry-After"] == "1"
+    assert "credentials" in response.json_body["Message"]
+
+
+@pytest.mark.parametrize("failure", FAILURES)
+def test_a_parameter_never_read_answers_503_with_retry_after_and_is_retried_soon(
+        ssm, api, monkeypatch, failure):
     put(ssm, PARAMETER, API_KEY)
-
-    class Failing:
-        def get_parameter(self, **kwargs: Any) -> Any:
-            raise failure
-
     reachable = secrets._ssm_client
-    monkeypatch.setattr(secrets, "_ssm_client", lambda: Failing())
-    assert api.get("/incidents").status_code == 401
+    failing = FailingSsm(failure)
+    monkeypatch.setattr(secrets, "_ssm_client", lambda: failing)
+    assert_secret_unavailable(api.get("/incidents"))
+    assert_secret_unavailable(api.get("/incidents", key="wrong"))  # not 401: nobody can tell yet
+    assert failing.calls == 1  # the failure is remembered, SSM is not asked on every request
     monkeypatch.setattr(secrets, "_ssm_client", reachable)
-    monkeypatch.setattr(secrets, "RETRY_SECONDS", 0.0)
-    secrets._cache.clear()  # as if RETRY_SECONDS had passed
+    monkeypatch.setattr(secrets, "UNREAD_RETRY_SECONDS", 0.0)
+    secrets._cache.clear()  # as if UNREAD_RETRY_SECONDS had passed
     assert api.get("/incidents").status_code == 200
+
+
+@pytest.mark.parametrize("failure", FAILURES)
+def test_a_failed_refresh_keeps_the_last_good_value_and_logs_it(ssm, api, monkeypatch, caplog, failure):
+    put(ssm, PARAMETER, API_KEY)
+    assert api.get("/incidents").status_code == 200
+    failing = FailingSsm(failure)
+    reachable = secrets._ssm_client
+    monkeypatch.setattr(secrets, "_ssm_client", lambda: failing)
+    for name, cached in list(secrets._cache.items()):  # the 5 minutes are over
+        secrets._cache[name] = secrets._Cached(cached.value, 0.0)
+    with caplog.at_level("WARNING", logger="chalicelib.secrets"):
+        assert api.get("/incidents").status_code == 200
+        assert api.get("/incidents", key="wrong").status_code == 401
+        assert api.get("/incidents").status_code == 200
+    monkeypatch.setattr(secrets, "_ssm_client", reachable)
+    assert failing.calls == 1  # retried after RETRY_SECONDS, not on every request
+    assert "serving the last value read" in caplog.text
+    assert API_KEY not in caplog.text
+
+
+def test_a_secret_never_read_makes_the_telegram_webhook_503_so_telegram_delivers_again(
+        ssm, client, monkeypatch):
+    with monkeypatch.context() as patched:
+        patched.setattr(secrets, "_ssm_client", lambda: FailingSsm(FAILURES[1]))
+        response = client.http.post(
+            "/telegram/webhook", body=json.dumps(load_payload("telegram/new_operator.json")),
+            headers={"Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": "anything"})
+    assert_secret_unavailable(response)
+
+
+CURSOR_PARAMETER = "/incidents/dev/cursor-secret"
+
+
+def test_in_lambda_cursors_are_signed_with_the_stages_key_from_ssm(ssm, api, monkeypatch):
+    """No constant shipped in the package signs cursors: one signed with the old built-in
+    secret, or with any other key, is refused."""
+    import base64
+    import hashlib
+    import hmac as hmac_module
+
+    put(ssm, PARAMETER, API_KEY)
+    put(ssm, CURSOR_PARAMETER, "stage-cursor-key")
+    monkeypatch.delenv("CURSOR_SECRET", raising=False)
+    monkeypatch.setenv("CURSOR_SECRET_PARAMETER", CURSOR_PARAMETER)
+    for n in range(3):
+        api.create(f"incident {n}")
+    page = api.get("/incidents?limit=1").json_body
+    assert api.get(f"/incidents?limit=1&cursor={page['next_cursor']}").status_code == 200
+
+    def signed(position: str, key: bytes) -> str:
+        payload = base64.urlsafe_b64encode(json.dumps(
+            {"p": position, "f": {"status": None, "source": None}}, separators=(",", ":")
+        ).encode()).rstrip(b"=").decode()
+        mac = hmac_module.new(key, payload.encode(), hashlib.sha256).digest()[:16]
+        return f"{payload}.{base64.urlsafe_b64encode(mac).rstrip(b'=').decode()}"
+
+    position = "2026-11-23T10:15:30.123Z#00000000000000000002"
+    assert api.get(f"/incidents?cursor={signed(position, b'stage-cursor-key')}").status_code == 200
+    for key in (b"incident-list-cursor-v1", b"test-cursor-key", b""):
+        refused = api.get(f"/incidents?cursor={signed(position, key)}")
+        assert refused.status_code == 400 and "not issued" in refused.json_body["Message"]
+    # Signed with the right key but not a position the service issues: refused before DynamoDB.
+    with recording() as calls:
+        for forged in ("x" * 1500, "2026-11-23T10:15:30.123Z#2", "incident#1", ""):
+            refused = api.get(f"/incidents?cursor={signed(forged, b'stage-cursor-key')}")
+            assert refused.status_code == 400, forged
+    assert "dynamodb:Query" not in calls
+
+
+def test_a_cursor_key_parameter_never_readable_is_503_not_a_guessable_key(ssm, api, monkeypatch):
+    put(ssm, PARAMETER, API_KEY)
+    monkeypatch.delenv("CURSOR_SECRET", raising=False)
+    monkeypatch.setenv("CURSOR_SECRET_PARAMETER", CURSOR_PARAMETER)  # never created
+    for n in range(2):
+        api.create(f"incident {n}")
+    assert_secret_unavailable(api.get("/incidents?limit=1"))
 
 
 def test_the_telegram_secret_comes_from_its_parameter(ssm):
