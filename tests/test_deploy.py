@@ -3,6 +3,7 @@ CloudFormation template validated by cfn-lint — all offline."""
 from __future__ import annotations
 
 import copy
+import fnmatch
 import json
 import os
 import subprocess
@@ -16,9 +17,9 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 from cfnlint.api import lint
 
 from chalicelib import auth, secrets
-from chalicelib.store import STATUS_INDEX, TABLE_DEFINITION, TTL_ATTRIBUTE, create_table
+from chalicelib.store import TABLE_DEFINITION, TTL_ATTRIBUTE, create_table
 from deploy import resources
-from deploy.iam import granted_actions, recording
+from deploy.iam import granted_actions, granted_pairs, grants, recording
 from tests.conftest import API_KEY, ROOT, load_payload
 
 STAGES = ("dev", "prod")
@@ -28,6 +29,9 @@ CHALICE = Path(sys.executable).parent / "chalice"
 INFRASTRUCTURE_ACTIONS = {
     "logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "sqs:SendMessage",
 }
+API = "api_handler"
+EVENT_FUNCTIONS = ("on_alarm_notification", "on_alarm_state_change")
+FUNCTIONS = (API, *EVENT_FUNCTIONS)
 PARAMETER = "/incidents/dev/api-keys"
 TELEGRAM_PARAMETER = "/incidents/dev/telegram-secret"
 LINT_REGIONS = ["eu-west-1"]
@@ -37,13 +41,13 @@ def config() -> dict[str, Any]:
     return json.loads((ROOT / ".chalice" / "config.json").read_text())
 
 
-def statements(stage: str, service: str) -> list[dict[str, Any]]:
-    return [s for s in resources.load_policy(stage)["Statement"]
+def statements(stage: str, function: str, service: str) -> list[dict[str, Any]]:
+    return [s for s in resources.load_policy(stage, function)["Statement"]
             if any(a.startswith(f"{service}:") for a in s["Action"])]
 
 
-def arns(stage: str, service: str) -> set[str]:
-    return {arn for s in statements(stage, service) for arn in s["Resource"]}
+def arns(stage: str, function: str, service: str) -> set[str]:
+    return {arn for s in statements(stage, function, service) for arn in s["Resource"]}
 
 
 # --- stages ---------------------------------------------------------------------------
@@ -58,7 +62,9 @@ def test_each_stage_names_its_table_topic_secrets_chats_and_log_level(stage):
     assert env["TABLE_NAME"].endswith(f"-{stage}")
     settings = config()["stages"][stage]
     assert settings["autogen_policy"] is False
-    assert (ROOT / ".chalice" / settings["iam_policy_file"]).is_file()
+    assert "iam_policy_file" not in settings, "one policy per function, none shared by the stage"
+    for function in FUNCTIONS:
+        assert resources.policy_file(stage, function).is_file()
 
 
 def test_no_secret_value_is_kept_in_the_config():
@@ -278,64 +284,133 @@ def test_the_topic_and_the_failed_events_queue_are_the_ones_config_and_policy_na
     assert built[resources.ALARM_TOPIC]["Properties"]["TopicName"] == \
         resources.stage_environment(stage)["ALARM_TOPIC"]
     queue = built[resources.FAILED_EVENTS]["Properties"]["QueueName"]
-    assert arns(stage, "sqs") == {f"arn:aws:sqs:*:*:{queue}"}
+    for function in EVENT_FUNCTIONS:
+        assert arns(stage, function, "sqs") == {f"arn:aws:sqs:*:*:{queue}"}
 
 
-# --- the IAM policy -------------------------------------------------------------------
+# --- the IAM policies: one role per function ---------------------------------------------
+
+
+def test_every_function_of_the_app_has_its_own_policy_file():
+    import app
+
+    names = {API, *(source.name for source in app.app.event_sources),
+             *(function.name for function in app.app.pure_lambda_functions)}
+    for stage in STAGES:
+        assert set(resources.function_names(stage)) == names == set(FUNCTIONS)
+        files = {resources.policy_file(stage, function) for function in FUNCTIONS}
+        assert len(files) == len(FUNCTIONS)
 
 
 @pytest.mark.parametrize("stage", STAGES)
-def test_the_policy_reaches_only_the_stage_table_its_index_and_its_parameters(stage):
+def test_only_the_api_reads_secrets_and_only_its_own(stage):
     env = resources.stage_environment(stage)
-    table = f"arn:aws:dynamodb:*:*:table/{env['TABLE_NAME']}"
-    assert arns(stage, "dynamodb") == {table, f"{table}/index/{STATUS_INDEX}"}
-    index_only = [s for s in statements(stage, "dynamodb") if "dynamodb:Query" in s["Action"]]
-    assert [s["Resource"] for s in index_only] == [[f"{table}/index/{STATUS_INDEX}"]]
-    assert arns(stage, "ssm") == {
-        f"arn:aws:ssm:*:*:parameter{env['API_KEYS_PARAMETER']}",
-        f"arn:aws:ssm:*:*:parameter{env['TELEGRAM_SECRET_PARAMETER']}",
-    }
-    for statement in resources.load_policy(stage)["Statement"]:
+    assert arns(stage, API, "ssm") == {
+        f"arn:aws:ssm:*:*:parameter{env[name]}"
+        for name in ("API_KEYS_PARAMETER", "TELEGRAM_SECRET_PARAMETER", "CURSOR_SECRET_PARAMETER")}
+    for function in EVENT_FUNCTIONS:
+        assert statements(stage, function, "ssm") == [], f"{function} may read a secret"
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_only_the_event_functions_may_write_their_failure_queue(stage):
+    assert statements(stage, API, "sqs") == []
+    queue = f"arn:aws:sqs:*:*:{resources.failed_events_queue_name(stage)}"
+    for function in EVENT_FUNCTIONS:
+        assert arns(stage, function, "sqs") == {queue}
+
+
+@pytest.mark.parametrize("stage", STAGES)
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_each_function_may_write_only_its_own_log_group(stage, function):
+    name = resources.lambda_function_name(stage, function)
+    assert arns(stage, function, "logs") == {f"arn:aws:logs:*:*:log-group:/aws/lambda/{name}:*"}
+
+
+@pytest.mark.parametrize("stage", STAGES)
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_a_policy_reaches_only_the_stage_table_and_the_indexes_its_function_reads(stage, function):
+    table = f"arn:aws:dynamodb:*:*:table/{resources.stage_environment(stage)['TABLE_NAME']}"
+    indexes = {f"{table}/index/{index['IndexName']}" for index in TABLE_DEFINITION["GlobalSecondaryIndexes"]}
+    assert arns(stage, function, "dynamodb") == ({table} | indexes if function == API else {table})
+    for statement in resources.load_policy(stage, function)["Statement"]:
         assert all("*" not in action for action in statement["Action"]), statement
+        if any(arn.endswith("/index/*") or arn.endswith(":*:*:*") for arn in statement["Resource"]):
+            raise AssertionError(f"wildcard resource in {statement}")
 
 
-def test_dev_and_prod_grant_the_same_actions():
-    assert granted_actions(resources.load_policy("dev")) == granted_actions(resources.load_policy("prod"))
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_dev_and_prod_grant_the_same_actions(function):
+    assert granted_actions(resources.load_policy("dev", function)) == \
+        granted_actions(resources.load_policy("prod", function))
 
 
-def test_the_policy_grants_exactly_the_calls_the_code_makes(dynamodb, api, client, monkeypatch):
-    """Every route, the alarm handlers and the secrets read from SSM, while recording which
-    AWS calls app.py and chalicelib/ make; the policy must grant those and nothing more.
+def exercise_the_api(api: Any, client: Any) -> None:
+    """Every route, every list filter (each index), a cursor, the webhook: every call the API makes."""
+    plain = api.create("plain create")
+    api.create("second", source="partner")
+    deduplicated = {"description": "deduplicated", "source": "operator", "dedup_key": "disk-full"}
+    assert api.post("/incidents", deduplicated, headers={"Idempotency-Key": "one"}).status_code == 201
+    assert api.post("/incidents", deduplicated).status_code == 200
+    replayed = api.post("/incidents", deduplicated, headers={"Idempotency-Key": "one"})
+    assert replayed.headers.get("Idempotent-Replayed") == "true"
+    for query in ("status=new", "source=partner", "status=new&source=operator", ""):
+        page = api.get(f"/incidents?limit=1&{query}")
+        assert page.status_code == 200 and page.json_body["next_cursor"] is not None or query
+    assert api.get(f"/incidents/{plain['id']}").status_code == 200
+    assert api.get(f"/incidents/{plain['id']}/history").status_code == 200
+    assert api.patch(f"/incidents/{plain['id']}", {"status": "in_progress"},
+                     headers={"Idempotency-Key": "two"}).status_code == 200
+    assert api.get("/health", key=None).status_code == 200
+    response = client.http.post(
+        "/telegram/webhook", body=json.dumps(load_payload("telegram/new_operator.json")),
+        headers={"Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": "tg-secret"})
+    assert response.status_code == 200 and response.json_body
+
+
+EVENTS = {
+    "on_alarm_notification": ("sns_alarm_record.json", "sns_ok_record.json"),
+    "on_alarm_state_change": ("eventbridge_alarm.json", "eventbridge_ok.json"),
+}
+
+
+def test_each_function_is_granted_exactly_the_calls_it_makes(dynamodb, api, client, monkeypatch):
+    """Records every AWS call app.py and chalicelib/ make, with its resource, separately for the
+    API and for each event handler: each function's policy must allow every one of its calls
+    and nothing more (but for log delivery and the failure queue, which Lambda uses for it).
     (The conftest fixture app_aws_actions also checks every call of the whole run is granted.)"""
     secrets.clear_cache()
-    monkeypatch.delenv("API_KEYS", raising=False)
-    monkeypatch.delenv("TELEGRAM_SECRET_TOKEN", raising=False)
-    monkeypatch.setenv("API_KEYS_PARAMETER", PARAMETER)
-    monkeypatch.setenv("TELEGRAM_SECRET_PARAMETER", TELEGRAM_PARAMETER)
+    for name in ("API_KEYS", "TELEGRAM_SECRET_TOKEN", "CURSOR_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    env = resources.stage_environment("dev")
+    for name in ("API_KEYS_PARAMETER", "TELEGRAM_SECRET_PARAMETER", "CURSOR_SECRET_PARAMETER"):
+        monkeypatch.setenv(name, env[name])
     ssm = boto3.client("ssm")
-    put(ssm, PARAMETER, API_KEY)
-    put(ssm, TELEGRAM_PARAMETER, "tg-secret")
-    with recording(not_counted=(create_table,)) as called:
-        plain = api.create("plain create")
-        deduplicated = {"description": "deduplicated", "source": "operator", "dedup_key": "disk-full"}
-        assert api.post("/incidents", deduplicated, headers={"Idempotency-Key": "one"}).status_code == 201
-        assert api.post("/incidents", deduplicated).status_code == 200
-        replayed = api.post("/incidents", deduplicated, headers={"Idempotency-Key": "one"})
-        assert replayed.headers.get("Idempotent-Replayed") == "true"
-        assert api.get("/incidents?status=new").status_code == 200
-        assert api.get(f"/incidents/{plain['id']}").status_code == 200
-        assert api.patch(f"/incidents/{plain['id']}", {"status": "in_progress"},
-                         headers={"Idempotency-Key": "two"}).status_code == 200
-        assert api.get("/health", key=None).status_code == 200
-        client.lambda_.invoke("on_alarm_notification", load_payload("sns_alarm_record.json"))
-        client.lambda_.invoke("on_alarm_state_change", load_payload("eventbridge_ok.json"))
-        client.http.post("/telegram/webhook", body=json.dumps(load_payload("telegram/new_operator.json")),
-                         headers={"Content-Type": "application/json",
-                                  "X-Telegram-Bot-Api-Secret-Token": "tg-secret"})
+    put(ssm, env["API_KEYS_PARAMETER"], API_KEY)
+    put(ssm, env["TELEGRAM_SECRET_PARAMETER"], "tg-secret")
+    put(ssm, env["CURSOR_SECRET_PARAMETER"], "cursor-key")
+    called: dict[str, set[tuple[str, str]]] = {}
+    with recording(not_counted=(create_table,), resources=True) as called[API]:
+        exercise_the_api(api, client)
+    for function, payloads in EVENTS.items():
+        secrets.clear_cache()
+        with recording(resources=True) as called[function]:
+            for payload in payloads:
+                # Each function its own alarm, so that neither finds the other's events newer.
+                event = json.loads(json.dumps(load_payload(payload)).replace(
+                    "scooter-42-offline", f"scooter-42-offline-{function}"))
+                client.lambda_.invoke(function, event)
     secrets.clear_cache()
-    granted = granted_actions(resources.load_policy("prod")) - INFRASTRUCTURE_ACTIONS
-    assert called == granted, (
-        f"called but not granted: {sorted(called - granted)}; granted but never called: {sorted(granted - called)}")
+    for function in FUNCTIONS:
+        policy = resources.load_policy("dev", function)
+        refused = sorted(call for call in called[function] if not grants(policy, *call))
+        assert not refused, f"{function} calls what its policy does not grant: {refused}"
+        unused = sorted(
+            (action, pattern) for action, pattern in granted_pairs(policy)
+            if action not in INFRASTRUCTURE_ACTIONS
+            and not any(a == action and fnmatch.fnmatchcase(r, pattern) for a, r in called[function]))
+        assert not unused, f"{function}'s policy grants what it never uses: {unused}"
+    assert not any(action.startswith("ssm:") for f in EVENT_FUNCTIONS for action, _ in called[f])
 
 
 # --- chalice package + cfn-lint -------------------------------------------------------
@@ -395,10 +470,17 @@ def test_the_packaged_stack_merges_resources_onto_what_chalice_generates(package
         assert variables["TABLE_NAME"] == "incidents-prod"
         assert variables["API_KEYS_PARAMETER"] == "/incidents/prod/api-keys"
         assert "API_KEYS" not in variables and "TELEGRAM_SECRET_TOKEN" not in variables
-        role = template[function["Properties"]["Role"]["Fn::GetAtt"][0]]
-        [policy] = role["Properties"]["Policies"]
-        assert granted_actions(policy["PolicyDocument"]) == granted_actions(resources.load_policy("prod"))
+    roles = set()
+    for logical_id, function in functions.items():
+        role = function["Properties"]["Role"]["Fn::GetAtt"][0]
+        roles.add(role)
+        [policy] = template[role]["Properties"]["Policies"]
+        name = function["Properties"]["FunctionName"]
+        [source] = [f for f in FUNCTIONS if resources.lambda_function_name("prod", f) == name]
+        assert policy["PolicyDocument"] == resources.account_scoped(resources.load_policy("prod", source))
         assert "*:*" not in json.dumps(policy), "policy ARNs not scoped to the stack's account"
+        assert f"log-group:/aws/lambda/{name}:*" in json.dumps(policy)
+    assert len(roles) == len(functions) == len(FUNCTIONS), "one role per function"
     throttling = template["RestAPI"]["Properties"]["MethodSettings"]
     assert throttling == [{"ResourcePath": "/*", "HttpMethod": "*", "ThrottlingRateLimit": 50,
                            "ThrottlingBurstLimit": 100}]
