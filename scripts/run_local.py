@@ -9,9 +9,12 @@ import secrets
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
+from typing import Any
 
 import boto3
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 from moto.server import ThreadedMotoServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,6 +25,14 @@ from chalicelib.store import create_table  # noqa: E402
 DEFAULT_API_KEY = "local-dev-key"
 DEFAULT_TELEGRAM_SECRET = "local-telegram-secret"
 STAGE = "dev"
+
+
+# `chalice local`, with a listen backlog of 128 instead of socketserver's 5: with more clients
+# connecting at once than that, the kernel resets the ones it could not queue.
+CHALICE_LOCAL = (
+    "import socketserver, sys; socketserver.TCPServer.request_queue_size = 128; "
+    "sys.argv[0] = 'chalice'; from chalice.cli import main; sys.exit(main())"
+)
 
 
 def stage_table_name() -> str:
@@ -62,6 +73,21 @@ def ensure_table(env: dict[str, str], name: str) -> None:
         create_table(client, name)
 
 
+def serialize_moto_calls() -> None:
+    """DynamoDB applies each call atomically; moto's server evaluates a condition and writes
+    without a lock, so concurrent clients of the local run could see what DynamoDB never shows
+    (two creates both claiming one dedup_key). One call at a time restores that, as the tests'
+    atomic_moto fixture does in-process."""
+    lock = threading.Lock()
+    original = DomainDispatcherApplication.__call__
+
+    def __call__(self: DomainDispatcherApplication, environ: Any, start_response: Any) -> Any:
+        with lock:
+            return original(self, environ, start_response)
+
+    DomainDispatcherApplication.__call__ = __call__
+
+
 def main() -> int:
     port = int(os.environ.get("PORT") or 8000)
     moto_port = int(os.environ.get("MOTO_PORT") or 8001)
@@ -71,6 +97,7 @@ def main() -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request access log
+    serialize_moto_calls()
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
     moto.start()
     chalice = None
@@ -83,9 +110,8 @@ def main() -> int:
         print(f"API key: {api_key}   (header x-api-key; set API_KEYS to choose your own)")
         print(f"Telegram webhook secret: {env['TELEGRAM_SECRET_TOKEN']}   (header X-Telegram-Bot-Api-Secret-Token)")
         print("Ctrl-C stops both.", flush=True)
-        chalice_cli = Path(sys.executable).parent / "chalice"
         chalice = subprocess.Popen(
-            [str(chalice_cli), "local", "--host", "127.0.0.1", "--port", str(port),
+            [sys.executable, "-c", CHALICE_LOCAL, "local", "--host", "127.0.0.1", "--port", str(port),
              "--stage", STAGE, "--no-autoreload"],
             cwd=ROOT, env=env,
         )
