@@ -200,10 +200,10 @@ def telegram_webhook() -> Response:
     """Telegram's secret token instead of the API key; 200 for every update, 503 when storage fails."""
     request = app.current_request
     try:
-        secret = auth.configured_telegram_secret()
+        accepted = auth.configured_telegram_secrets()
     except SecretUnavailable:
         return _secret_unavailable()
-    if not auth.is_valid_key(request.headers.get(TELEGRAM_SECRET_HEADER), [secret] if secret else []):
+    if not auth.is_valid_key(request.headers.get(TELEGRAM_SECRET_HEADER), accepted):
         return _error(401, "UnauthorizedError", "missing or wrong X-Telegram-Bot-Api-Secret-Token header")
     settings = telegram_bot.Settings.from_environment()
     try:

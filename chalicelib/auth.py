@@ -23,9 +23,10 @@ def is_valid_key(presented: str | None, keys: list[str]) -> bool:
     return matched
 
 
-def configured_telegram_secret() -> str | None:
-    """The secret_token given to Telegram's setWebhook; None when not configured (then nothing gets in)."""
-    return secrets.read(secrets.TELEGRAM_SECRET).strip() or None
+def configured_telegram_secrets() -> list[str]:
+    """Every accepted secret_token: comma-separated (Telegram's tokens have no commas), so a new one
+    can be accepted before setWebhook switches to it; none configured means nothing gets in."""
+    return [s.strip() for s in secrets.read(secrets.TELEGRAM_SECRET).split(",") if s.strip()]
 
 
 def caller_id(api_key: str) -> str:

@@ -30,7 +30,7 @@ NOT_ISSUED = "cursor was not issued by this service; use next_cursor from a prev
 
 def encode(position: str, filters: dict[str, Any]) -> str:
     payload = _b64(json.dumps({"p": position, "f": filters}, separators=(",", ":")).encode())
-    return f"{payload}.{_b64(_signature(payload))}"
+    return f"{payload}.{_b64(_signature(payload, _keys()[0]))}"
 
 
 def decode(cursor: str, filters: dict[str, Any], position: re.Pattern[str] | None = None) -> str:
@@ -40,7 +40,8 @@ def decode(cursor: str, filters: dict[str, Any], position: re.Pattern[str] | Non
         raise InvalidInput(NOT_ISSUED)
     payload, _, signature = cursor.partition(".")
     try:
-        valid = hmac.compare_digest(_unb64(signature), _signature(payload))
+        presented = _unb64(signature)
+        valid = any(hmac.compare_digest(presented, _signature(payload, key)) for key in _keys())
         data = json.loads(_unb64(payload)) if valid else None
     except (ValueError, binascii.Error):
         data = None
@@ -53,18 +54,20 @@ def decode(cursor: str, filters: dict[str, Any], position: re.Pattern[str] | Non
     return data["p"]
 
 
-def _key() -> bytes:
-    configured = secrets.read(secrets.CURSOR_SECRET).strip()
+def _keys() -> list[bytes]:
+    """The signing key first, then keys still accepted (comma-separated: rotation without
+    breaking the cursors clients hold)."""
+    configured = [k.strip() for k in secrets.read(secrets.CURSOR_SECRET).split(",") if k.strip()]
     if configured:
-        return configured.encode("utf-8")
+        return [k.encode("utf-8") for k in configured]
     if secrets.parameter_name(secrets.CURSOR_SECRET):
         # Named but empty: refuse to sign with anything guessable; the log says which parameter.
         raise secrets.SecretUnavailable("the cursor-signing key parameter is empty")
-    return _PROCESS_KEY.encode("ascii")
+    return [_PROCESS_KEY.encode("ascii")]
 
 
-def _signature(payload: str) -> bytes:
-    return hmac.new(_key(), payload.encode("ascii", "replace"), hashlib.sha256).digest()[:16]
+def _signature(payload: str, key: bytes) -> bytes:
+    return hmac.new(key, payload.encode("ascii", "replace"), hashlib.sha256).digest()[:16]
 
 
 def _b64(data: bytes) -> str:

@@ -241,10 +241,65 @@ def test_a_cursor_key_parameter_never_readable_is_503_not_a_guessable_key(ssm, a
 
 
 def test_the_telegram_secret_comes_from_its_parameter(ssm):
-    assert auth.configured_telegram_secret() is None
+    assert auth.configured_telegram_secrets() == []
     secrets.clear_cache()
     put(ssm, TELEGRAM_PARAMETER, "tg-secret-from-ssm")
-    assert auth.configured_telegram_secret() == "tg-secret-from-ssm"
+    assert auth.configured_telegram_secrets() == ["tg-secret-from-ssm"]
+
+
+def test_each_secret_rotates_without_downtime_old_and_new_accepted_together(ssm, api, client, monkeypatch):
+    """The rotations docs/security.md describes: API keys and the Telegram secret accept a list,
+    the cursor key signs with the first of its list and accepts every one."""
+    monkeypatch.delenv("CURSOR_SECRET", raising=False)
+    monkeypatch.setenv("CURSOR_SECRET_PARAMETER", "/incidents/dev/cursor-secret")
+    put(ssm, PARAMETER, "old-key")
+    put(ssm, TELEGRAM_PARAMETER, "old-tg")
+    put(ssm, "/incidents/dev/cursor-secret", "old-cursor-key")
+    for n in range(3):
+        api.post("/incidents", {"description": f"incident {n}", "source": "operator"}, key="old-key")
+    old_cursor = api.get("/incidents?limit=1", key="old-key").json_body["next_cursor"]
+    put(ssm, PARAMETER, "old-key,new-key")
+    put(ssm, TELEGRAM_PARAMETER, "old-tg,new-tg")
+    put(ssm, "/incidents/dev/cursor-secret", "new-cursor-key,old-cursor-key")
+    secrets.clear_cache()  # as if the 5 minutes had passed
+    for key in ("old-key", "new-key"):
+        assert api.get(f"/incidents?limit=1&cursor={old_cursor}", key=key).status_code == 200
+    new_cursor = api.get("/incidents?limit=1", key="new-key").json_body["next_cursor"]
+    assert new_cursor != old_cursor
+    for token in ("old-tg", "new-tg"):
+        response = client.http.post("/telegram/webhook", body=json.dumps({"update_id": 5}), headers={
+            "Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": token})
+        assert response.status_code == 200
+    put(ssm, PARAMETER, "new-key")
+    put(ssm, TELEGRAM_PARAMETER, "new-tg")
+    put(ssm, "/incidents/dev/cursor-secret", "new-cursor-key")
+    secrets.clear_cache()
+    assert api.get("/incidents", key="old-key").status_code == 401
+    assert api.get(f"/incidents?limit=1&cursor={old_cursor}", key="new-key").status_code == 400
+    assert api.get(f"/incidents?limit=1&cursor={new_cursor}", key="new-key").status_code == 200
+    response = client.http.post("/telegram/webhook", body=json.dumps({"update_id": 6}), headers={
+        "Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": "old-tg"})
+    assert response.status_code == 401
+
+
+def test_no_log_line_holds_a_secret_or_a_request_body(dynamodb, api, client, monkeypatch, caplog):
+    """Every route, the webhook and both alarm handlers at DEBUG: no API key, Telegram secret or
+    cursor key in any log line, and no body text at INFO or above."""
+    monkeypatch.setenv("TELEGRAM_SECRET_TOKEN", "tg-secret")
+    monkeypatch.setenv("CURSOR_SECRET", "cursor-key-never-logged")
+    with caplog.at_level("DEBUG"):
+        exercise_the_api(api, client)
+        api.post("/incidents", {"description": "body text never logged", "source": "operator",
+                                "unknown": "x"})
+        api.post("/incidents", body=b'{"description": "body text never logged" ', key="wrong-key-never-logged")
+        for payload in ("sns_alarm_record.json", "eventbridge_ok.json"):
+            client.lambda_.invoke(payload.startswith("sns") and "on_alarm_notification"
+                                  or "on_alarm_state_change", load_payload(payload))
+    everything = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
+    for secret in (API_KEY, "tg-secret", "cursor-key-never-logged", "wrong-key-never-logged"):
+        assert secret not in everything, secret
+    informative = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records if r.levelno >= 20)
+    assert "body text never logged" not in informative and "plain create" not in informative
 
 
 def test_locally_a_plain_variable_wins_and_no_ssm_client_is_made(monkeypatch):
