@@ -17,7 +17,6 @@ from chalice import (
 )
 
 from chalicelib import alarms, auth, docs_page, openapi, payloads, services, telegram_bot
-from chalicelib.secrets import SecretUnavailable
 from chalicelib.incidents import (
     DedupKeyHeld,
     IdempotencyKeyReused,
@@ -30,6 +29,7 @@ from chalicelib.incidents import (
     parse_incident_id,
     public_view,
 )
+from chalicelib.secrets import SecretUnavailable
 from chalicelib.store import default_store
 
 app = Chalice(app_name="incidents")

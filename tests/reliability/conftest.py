@@ -7,7 +7,7 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from local_run import local_service
-from reliability_http import LOCAL_KEYS, LOCAL_TELEGRAM_SECRET, Http
+from reliability.reliability_http import LOCAL_KEYS, LOCAL_TELEGRAM_SECRET, Http
 
 _FIGURES: list[tuple[str, str]] = []
 

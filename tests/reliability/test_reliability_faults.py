@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeou
 
 from app import on_alarm_notification, on_alarm_state_change
 from chalicelib.store import default_store
-from reliability_http import consistency_problems, table_items
+from reliability.reliability_http import consistency_problems, table_items
 from tests.conftest import TABLE_NAME, load_payload
 
 ENDPOINT = "https://dynamodb.eu-west-1.amazonaws.com"

@@ -10,7 +10,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from reliability_http import LOCAL_KEYS, LOCAL_TELEGRAM_SECRET, Http
+from reliability.reliability_http import LOCAL_KEYS, LOCAL_TELEGRAM_SECRET, Http
 
 KEY = LOCAL_KEYS[0]
 JSON = "application/json"

@@ -12,7 +12,7 @@ from itertools import product
 
 from app import app as chalice_app
 from chalicelib.incidents import TRANSITIONS, Source, Status
-from reliability_http import LOCAL_KEYS, Http, Tally, consistency_problems, history_in, incidents_in
+from reliability.reliability_http import LOCAL_KEYS, Http, Tally, consistency_problems, history_in, incidents_in
 
 CLIENTS = 16
 OPERATIONS_PER_CLIENT = 20

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
 from app import on_alarm_notification
-from reliability_http import LOCAL_KEYS, Http, Reply, consistency_problems, history_in, table_items
+from reliability.reliability_http import LOCAL_KEYS, Http, Reply, consistency_problems, history_in, table_items
 from tests.conftest import TABLE_NAME, load_payload
 
 WRITERS = 16
