@@ -44,6 +44,7 @@ from chalicelib.incidents import (
     parse_incident_id,
     public_view,
 )
+from chalicelib.secrets import SecretUnavailable
 from chalicelib.store import default_store
 
 app = Chalice(app_name="incidents", configure_logs=False)
@@ -60,7 +61,11 @@ RETRY_AFTER_SECONDS = "1"
 def require_api_key(request: Any, get_response: Callable[[Any], Response]) -> Response:
     if request.context.get("resourcePath") in PUBLIC_ROUTES:
         return get_response(request)
-    if auth.is_valid_key(request.headers.get("x-api-key"), auth.configured_api_keys()):
+    try:
+        keys = auth.configured_api_keys()
+    except SecretUnavailable:
+        return _secret_unavailable()
+    if auth.is_valid_key(request.headers.get("x-api-key"), keys):
         return get_response(request)
     return _error(401, "UnauthorizedError", "missing or wrong x-api-key header")
 
@@ -89,6 +94,8 @@ def http_errors(view: Callable[..., Response]) -> Callable[..., Response]:
             return _error(415, "UnsupportedMediaType", str(error))
         except Unavailable:
             return _unavailable()
+        except SecretUnavailable:
+            return _secret_unavailable()
 
     return wrapper
 
@@ -100,7 +107,8 @@ def create_incident() -> Response:
     body = payloads.json_object(request.raw_body, request.headers.get("content-type"))
     fields = payloads.fields(body, payloads.CREATE_FIELDS)
     key = payloads.idempotency_key(request.headers.get("idempotency-key"))
-    once = services.OnceKey(f"api#{key}", payloads.fingerprint(body)) if key else None
+    caller = auth.caller_id(request.headers.get("x-api-key") or "")
+    once = services.OnceKey(f"api#{caller}#{key}", payloads.fingerprint(body)) if key else None
     created = services.open_incident(default_store(), **fields, by="api", once=once)
     headers = {"Location": f"/incidents/{created.incident['id']}"}
     if created.replayed:
@@ -188,6 +196,14 @@ def _unavailable() -> Response:
     )
 
 
+def _secret_unavailable() -> Response:
+    return _error(
+        503, "ServiceUnavailableError",
+        "the service cannot read its credentials right now; retry after a moment",
+        {"Retry-After": RETRY_AFTER_SECONDS},
+    )
+
+
 # --- Telegram webhook ---
 
 TELEGRAM_SECRET_HEADER = "x-telegram-bot-api-secret-token"
@@ -197,8 +213,11 @@ TELEGRAM_SECRET_HEADER = "x-telegram-bot-api-secret-token"
 def telegram_webhook() -> Response:
     """Telegram's secret token instead of the API key; 200 for every update, 503 when storage fails."""
     request = app.current_request
-    secret = auth.configured_telegram_secret()
-    if not auth.is_valid_key(request.headers.get(TELEGRAM_SECRET_HEADER), [secret] if secret else []):
+    try:
+        accepted = auth.configured_telegram_secrets()
+    except SecretUnavailable:
+        return _secret_unavailable()
+    if not auth.is_valid_key(request.headers.get(TELEGRAM_SECRET_HEADER), accepted):
         return _error(401, "UnauthorizedError", "missing or wrong X-Telegram-Bot-Api-Secret-Token header")
     settings = telegram_bot.Settings.from_environment()
     try:
@@ -363,6 +382,8 @@ def pagerduty_enqueue() -> Response:
                                       auth.configured_integration_keys(), INTEGRATION_MAX_BODY_BYTES)
     except Unavailable:
         return _unavailable()
+    except SecretUnavailable:
+        return _secret_unavailable()
     return _json(answer.body, answer.status_code)
 
 

@@ -26,10 +26,11 @@ FAKE_ENV = {
     "AWS_DEFAULT_REGION": "eu-west-1",
     "TABLE_NAME": TABLE_NAME,
     "API_KEYS": API_KEY,
+    "CURSOR_SECRET": "bench-cursor-key",
 }
 # Anything that could send a request elsewhere, or read a secret from SSM instead of API_KEYS.
-UNSET = ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "CURSOR_SECRET",
-         "API_KEYS_PARAMETER", "TELEGRAM_SECRET_PARAMETER")
+UNSET = ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB",
+         "API_KEYS_PARAMETER", "TELEGRAM_SECRET_PARAMETER", "CURSOR_SECRET_PARAMETER")
 
 
 def use_fake_aws() -> None:

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from chalicelib.incidents import MAX_DEDUP_KEY, MAX_DESCRIPTION, MAX_NOTE
+from chalicelib.incidents import MAX_DEDUP_KEY, MAX_DESCRIPTION, MAX_NOTE, InvalidInput
+from chalicelib.payloads import check_json_limits
 
 ALARM_STATES = frozenset({"ALARM", "OK", "INSUFFICIENT_DATA"})
 STATE_CHANGE = "CloudWatch Alarm State Change"
@@ -114,8 +115,9 @@ def _json_object(message: Any) -> dict[str, Any] | None:
     if not isinstance(message, str):
         return None
     try:
+        check_json_limits(message, "SNS message")  # too deep or too long a number: plain text
         payload = json.loads(message)
-    except (ValueError, RecursionError):  # RecursionError: deeply nested arrays
+    except (ValueError, RecursionError, InvalidInput):
         return None
     return payload if isinstance(payload, dict) else None
 

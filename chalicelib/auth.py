@@ -1,6 +1,7 @@
 """API keys: which are configured, and whether a request presented one of them."""
 from __future__ import annotations
 
+import hashlib
 import hmac
 
 from chalicelib import secrets
@@ -22,9 +23,16 @@ def is_valid_key(presented: str | None, keys: list[str]) -> bool:
     return matched
 
 
-def configured_telegram_secret() -> str | None:
-    """The secret_token given to Telegram's setWebhook; None when not configured (then nothing gets in)."""
-    return secrets.read(secrets.TELEGRAM_SECRET).strip() or None
+def configured_telegram_secrets() -> list[str]:
+    """Every accepted secret_token: comma-separated (Telegram's tokens have no commas), so a new one
+    can be accepted before setWebhook switches to it; none configured means nothing gets in."""
+    return [s.strip() for s in secrets.read(secrets.TELEGRAM_SECRET).split(",") if s.strip()]
+
+
+def caller_id(api_key: str) -> str:
+    """A stable, non-secret name for the caller behind an API key (16 hex digits of its SHA-256):
+    scopes what a caller stores, such as Idempotency-Keys, without storing the key itself."""
+    return hashlib.sha256(api_key.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 def configured_integration_keys() -> list[str]:

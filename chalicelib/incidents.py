@@ -210,8 +210,12 @@ def _shown(value: Any) -> str:
 
 
 def parse_incident_id(text: str) -> int:
-    if not (text.isascii() and text.isdigit()) or len(text) > 18 or int(text) < 1:
-        raise InvalidInput(f"incident id must be a positive integer; got {text[:40]!r}")
+    """Only the canonical form (`1`, never `01`, `+1`, `1e0`): one incident, one URL."""
+    if not (text.isascii() and text.isdigit()) or len(text) > 18 or text.startswith("0"):
+        raise InvalidInput(
+            f"incident id must be a positive integer written without leading zeros or signs; "
+            f"got {text[:40]!r}"
+        )
     return int(text)
 
 
@@ -269,14 +273,24 @@ def etag(incident: dict[str, Any]) -> str:
     return f'"{incident["id"]}-{incident["version"]}"'
 
 
+MAX_IF_MATCH_TAGS = 10
+
+
 def versions_matching(if_match: str, incident_id: int) -> list[int] | None:
-    """Versions an If-Match header accepts; None means any (`*`)."""
-    versions = []
-    for tag in (t.strip() for t in if_match.split(",")):
+    """Versions an If-Match header accepts; None means any (`*`). At most MAX_IF_MATCH_TAGS
+    tags: each becomes an operand of the write's condition, which DynamoDB caps."""
+    tags = [t.strip() for t in if_match.split(",")]
+    if len(tags) > MAX_IF_MATCH_TAGS:
+        raise InvalidInput(
+            f"If-Match lists {len(tags)} entity tags; at most {MAX_IF_MATCH_TAGS} are allowed"
+        )
+    versions: list[int] = []
+    for tag in tags:
         if tag == "*":
             return None
         tag = tag.removeprefix("W/").strip('"')
         ident, _, version = tag.partition("-")
-        if ident == str(incident_id) and version.isascii() and version.isdigit():
+        if ident == str(incident_id) and version.isascii() and version.isdigit() \
+                and len(version) <= 18 and int(version) not in versions:
             versions.append(int(version))
     return versions

@@ -29,7 +29,7 @@ API_VERSION = "1.0.0"
 API_KEY_HEADER = "x-api-key"
 TELEGRAM_SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 # What parse_incident_id accepts: 1–18 ASCII digits, not all zeros (leading zeros are allowed).
-INCIDENT_ID_PATTERN = "^(?!0+$)[0-9]{1,18}$"
+INCIDENT_ID_PATTERN = "^[1-9][0-9]{0,17}$"
 TIMESTAMP_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z$"
 # At least one character that str.strip() keeps: the text is trimmed before it is counted.
 NOT_BLANK_PATTERN = r"\S"
@@ -251,7 +251,8 @@ def _parameters() -> dict[str, Any]:
     return {
         "IncidentId": {
             "name": "id", "in": "path", "required": True,
-            "description": "The incident's id, a positive integer (`#42` is `42`).",
+            "description": "The incident's id, a positive integer without leading zeros or sign "
+                           "(`#42` is `42`; `042` is a 400).",
             "schema": {"type": "string", "pattern": INCIDENT_ID_PATTERN, "examples": ["42"]},
         },
         "StatusFilter": {"name": "status", "in": "query", "required": False,
@@ -279,8 +280,8 @@ def _parameters() -> dict[str, Any]:
         },
         "IfMatch": {
             "name": "If-Match", "in": "header", "required": False,
-            "description": "The incident's `ETag` (or `*`); the change applies only if it still "
-                           "matches, else 412.",
+            "description": "The incident's `ETag`, a list of at most 10 entity tags, or `*`; the "
+                           "change applies only if one still matches, else 412. More tags: 400.",
             "schema": {"type": "string"},
         },
     }
@@ -297,10 +298,11 @@ def _responses() -> dict[str, Any]:
     retry_after = {"Retry-After": _ref("headers", "Retry-After")}
     return {
         "BadRequest": _error_response(
-            "Malformed JSON, a body that is not an object, a missing, empty, unknown or mistyped "
+            "Malformed JSON (nesting deeper than 32 levels and number literals over 100 digits "
+            "included), a body that is not an object, a missing, empty, unknown or mistyped "
             "field, a value outside its enum (the message lists the allowed values), text over "
             "its limit, a bad `limit`, a `cursor` not issued by the service, an id that is not a "
-            "positive integer, a bad `Idempotency-Key`."),
+            "positive integer, a bad `Idempotency-Key`, an `If-Match` of more than 10 tags."),
         "Unauthorized": _error_response("Missing or wrong API key."),
         "NotFound": _error_response("No incident with that id."),
         "Conflict": _error_response("Transition not allowed; the message names the current status "
@@ -312,7 +314,8 @@ def _responses() -> dict[str, Any]:
         "PayloadTooLarge": _error_response(f"Request body over {MAX_BODY_BYTES} bytes (64 KiB)."),
         "UnsupportedMediaType": _error_response("A body that is not `application/json`."),
         "IdempotencyKeyReused": _error_response("`Idempotency-Key` reused with a different body."),
-        "Unavailable": _error_response("The table does not answer or throttles past the retries.",
+        "Unavailable": _error_response("The table does not answer or throttles past the retries, "
+                                       "or a secret could not be read yet.",
                                        retry_after),
         "NoSuchRoute": {
             "description": "The path matches no route (the id segment is empty or holds a `/`). "

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
+from email.message import Message
 from typing import Any, Mapping
 
 from chalicelib.incidents import InvalidInput, Source, Status, parse_source, parse_status
@@ -15,6 +17,9 @@ MAX_BODY_BYTES = 64 * 1024
 MAX_IDEMPOTENCY_KEY = 128
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 100
+MAX_JSON_DEPTH = 32  # nested arrays and objects
+MAX_NUMBER_DIGITS = 100  # digits of one number literal (int() refuses past 4,300 with a 500)
+JSON_MEDIA_TYPE = "application/json"
 
 CREATE_FIELDS = {"description": True, "source": True, "dedup_key": False, "severity": False}  # name -> required
 PATCH_FIELDS = {"status": True, "note": False}
@@ -45,18 +50,21 @@ def json_object(raw: bytes | None, content_type: str | None,
     body = raw or b""
     if len(body) > max_bytes:
         raise BodyTooLarge(len(body), max_bytes)
-    if content_type and not content_type.strip().lower().startswith("application/json"):
+    if content_type is not None and not is_json_media_type(content_type):
         raise NotJson(content_type)
     if not body.strip():
         raise InvalidInput("request body is empty; send a JSON object")
     try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput("request body is not valid UTF-8") from None
+    check_json_limits(text, "request body")
+    try:
         value = json.loads(
-            body.decode("utf-8"),
+            text,
             parse_constant=_refuse_constant,
             object_pairs_hook=_refuse_duplicate_keys,
         )
-    except UnicodeDecodeError:
-        raise InvalidInput("request body is not valid UTF-8") from None
     except json.JSONDecodeError as error:
         raise InvalidInput(
             f"request body is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}"
@@ -64,6 +72,45 @@ def json_object(raw: bytes | None, content_type: str | None,
     if not isinstance(value, dict):
         raise InvalidInput(f"request body must be a JSON object; got {type(value).__name__}")
     return value
+
+
+def is_json_media_type(content_type: str) -> bool:
+    """Exactly application/json (any letter case), parameters such as charset allowed:
+    `application/jsonx`, `text/json` and `application/json-patch+json` are not JSON bodies here."""
+    header = Message()
+    header["Content-Type"] = content_type
+    # Message falls back to text/plain for a value it cannot read; only a real match counts.
+    parsed = header.get_content_type()
+    declared = content_type.split(";", 1)[0].strip().lower()
+    return parsed == JSON_MEDIA_TYPE and declared == JSON_MEDIA_TYPE
+
+
+def check_json_limits(text: str, what: str) -> None:
+    """Refuses JSON nested deeper than MAX_JSON_DEPTH or with a number literal of more than
+    MAX_NUMBER_DIGITS digits, before json.loads: its recursion and int() conversion would fail
+    with RecursionError or ValueError (a 500) long before any value check. One linear scan that
+    skips strings and only counts brackets and digits; json.loads still does the parsing and
+    reports every other error."""
+    depth = 0
+    for token in _JSON_TOKENS.finditer(text):
+        kind = token.lastgroup
+        if kind == "open":
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                raise InvalidInput(
+                    f"{what} is nested deeper than {MAX_JSON_DEPTH} levels of arrays and objects")
+        elif kind == "close":
+            depth -= 1
+        elif kind == "number" and sum(c.isdigit() for c in token.group()) > MAX_NUMBER_DIGITS:
+            raise InvalidInput(
+                f"{what} has a number literal of more than {MAX_NUMBER_DIGITS} digits")
+
+
+# Strings first, so that brackets and digits inside them are skipped.
+_JSON_TOKENS = re.compile(
+    r'(?P<string>"(?:[^"\\]|\\.)*")|(?P<open>[\[{])|(?P<close>[\]}])|(?P<number>[-+.eE0-9]+)',
+    re.S,
+)
 
 
 def _refuse_constant(name: str) -> Any:

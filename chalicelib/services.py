@@ -38,7 +38,6 @@ from chalicelib.incidents import (
     versions_matching,
 )
 from chalicelib.store import (
-    ENTRY_PREFIX,
     AlarmMark,
     AlreadyDone,
     ConditionFailed,
@@ -198,9 +197,7 @@ def get_incident(store: Store, incident_id: int) -> dict[str, Any]:
 def incident_history(store: Store, incident_id: int, *, limit: int, cursor: str | None) -> Page:
     """Every history entry, oldest first, a page at a time."""
     filters = {"incident": incident_id}
-    after = cursors.decode(cursor, filters) if cursor is not None else None
-    if after is not None and not after.startswith(ENTRY_PREFIX):
-        raise InvalidInput("cursor was not issued by this service; use next_cursor from a previous page")
+    after = cursors.decode(cursor, filters, cursors.HISTORY_POSITION) if cursor is not None else None
     entries = store.history_page(incident_id, after, limit + 1)
     if not entries and after is None:  # every incident has at least its creation entry
         raise IncidentNotFound(incident_id)
@@ -310,7 +307,7 @@ def list_incidents(
 ) -> Page:
     """Newest first. Reads one item past the page to know whether another page follows."""
     filters = {"status": status and str(status), "source": source and str(source)}
-    before = cursors.decode(cursor, filters) if cursor is not None else None
+    before = cursors.decode(cursor, filters, cursors.LIST_POSITION) if cursor is not None else None
     statuses = [str(status)] if status else None
     found = store.newest(statuses=statuses, source=filters["source"], before_key=before,
                          count=limit + 1)

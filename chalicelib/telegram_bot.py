@@ -15,6 +15,7 @@ from datetime import datetime, timedelta, timezone
 
 from chalicelib import logs, notifier, services, stats, telegram
 from chalicelib.incidents import IdempotencyKeyReused, IncidentNotFound, InvalidInput, TransitionNotAllowed
+from chalicelib.payloads import check_json_limits
 from chalicelib.store import Store
 
 logger = logging.getLogger(__name__)
@@ -43,8 +44,10 @@ def handle_body(store: Store, raw: bytes | None, settings: Settings) -> dict[str
     """A webhook request body -> the response body. Anything unreadable is answered with {}:
     an error status would only make Telegram deliver the same bytes again and again."""
     try:
-        update = json.loads((raw or b"").decode("utf-8"), parse_constant=_refuse_constant)
-    except (ValueError, RecursionError) as error:
+        text = (raw or b"").decode("utf-8")
+        check_json_limits(text, "update")
+        update = json.loads(text, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError, InvalidInput) as error:
         logger.warning(
             "telegram update ignored",
             extra={"reason": NOT_JSON, "error": str(error)[:200], "body_bytes": len(raw or b"")},

@@ -4,8 +4,9 @@
 
 It adds the DynamoDB table (from chalicelib.store.TABLE_DEFINITION, the definition the code,
 the tests and the local run use), the SNS alarm topic, the SQS queue that receives events the
-alarm handlers failed on, API Gateway stage throttling, and it scopes the IAM policy from
-.chalice/policy-<stage>.json to this account and region. Names come from the stage's
+alarm handlers failed on, API Gateway stage throttling, and it scopes each function's IAM policy
+(.chalice/policy-<stage>-<function>.json) to this account and region and names each function as
+`chalice deploy` would, so that its policy can name its own log group. Names come from the stage's
 environment_variables in .chalice/config.json, so the Lambda configuration, the policy and
 the resources cannot drift apart unnoticed (tests/test_deploy.py checks they agree).
 The SecureString parameters are not here: CloudFormation cannot create them (see docs/deploy.md).
@@ -32,7 +33,8 @@ from deploy import monitoring  # noqa: E402
 CONFIG_FILE = ROOT / ".chalice" / "config.json"
 
 # Logical ids Chalice gives its own resources (chalice/package.py); the merge adds to them.
-# With autogen_policy false every function gets a role `<function>_role` with the stage's policy.
+# With autogen_policy false every function gets a role `<function>_role` with the policy file the
+# stage's lambda_functions.<function>.iam_policy_file names.
 REST_API = "RestAPI"
 API_FUNCTION = "api_handler"
 
@@ -73,14 +75,26 @@ def load_config() -> dict[str, Any]:
     return json.loads(CONFIG_FILE.read_text())
 
 
-def policy_file(stage: str, config: dict[str, Any] | None = None) -> Path:
+def policy_file(stage: str, function: str, config: dict[str, Any] | None = None) -> Path:
     config = config if config is not None else load_config()
-    name = config["stages"][stage].get("iam_policy_file", f"policy-{stage}.json")
-    return ROOT / ".chalice" / name
+    settings = config["stages"][stage].get("lambda_functions", {}).get(function, {})
+    return ROOT / ".chalice" / settings.get("iam_policy_file", f"policy-{stage}-{function}.json")
 
 
-def load_policy(stage: str) -> dict[str, Any]:
-    return json.loads(policy_file(stage).read_text())
+def load_policy(stage: str, function: str) -> dict[str, Any]:
+    return json.loads(policy_file(stage, function).read_text())
+
+
+def function_names(stage: str) -> list[str]:
+    """Every Lambda function of the app, by its name in app.py (api_handler for the routes)."""
+    return list(load_config()["stages"][stage].get("lambda_functions", {}))
+
+
+def lambda_function_name(stage: str, function: str) -> str:
+    """The function's name in Lambda, as `chalice deploy` names it; its log group is
+    /aws/lambda/<this name>."""
+    app_name = load_config()["app_name"]
+    return f"{app_name}-{stage}" if function == API_FUNCTION else f"{app_name}-{stage}-{function}"
 
 
 def failed_events_queue_name(stage: str) -> str:
@@ -205,27 +219,31 @@ def _functions(stage: str, env: dict[str, str], app: Any) -> dict[str, Any]:
             "OnFailure": {"Type": "SQS", "Destination": {"Fn::GetAtt": [FAILED_EVENTS, "Arn"]}},
         },
     }
-    document = account_scoped(load_policy(stage))
     resources: dict[str, Any] = {}
     for name in [API_FUNCTION, *(source.name for source in app.event_sources),
                  *(function.name for function in app.pure_lambda_functions)]:
         role = to_cfn_resource_name(f"{name}_role")
         resources[role] = {"Properties": {"Policies": [
-            {"PolicyName": f"{role}Policy", "PolicyDocument": copy.deepcopy(document)},
+            {"PolicyName": f"{role}Policy", "PolicyDocument": account_scoped(load_policy(stage, name))},
         ]}}
+        function = "APIHandler" if name == API_FUNCTION else to_cfn_resource_name(name)
+        resources[function] = {"Properties": {"FunctionName": lambda_function_name(stage, name)}}
     for source in app.event_sources:
         if isinstance(source, DynamoDBEventConfig):
-            resources.update(_stream_consumer(source))
+            for logical_id, resource in _stream_consumer(source).items():
+                merged = resources.setdefault(logical_id, {})
+                merged.update({k: v for k, v in resource.items() if k != "Properties"})
+                merged.setdefault("Properties", {}).update(resource["Properties"])
             continue
         if not isinstance(source, (SNSEventConfig, CloudWatchEventConfig, ScheduledEventConfig)):
             continue
-        properties: dict[str, Any] = {"EventInvokeConfig": copy.deepcopy(invoke_config)}
+        properties = resources[to_cfn_resource_name(source.name)]["Properties"]
+        properties["EventInvokeConfig"] = copy.deepcopy(invoke_config)
         if isinstance(source, SNSEventConfig) and _topic_name(source.topic) == _topic_name(env["ALARM_TOPIC"]):
             event_name = to_cfn_resource_name(f"{source.name}-sns-subscription")
             # Merged key by key onto Chalice's {"Fn::Sub": "arn:…:<topic name>"}: same ARN, plus the dependency.
             topic = {"Fn::Sub": f"${{{ALARM_TOPIC}}}"}
             properties["Events"] = {event_name: {"Properties": {"Topic": topic}}}
-        resources[to_cfn_resource_name(source.name)] = {"Properties": properties}
     return resources
 
 

@@ -18,6 +18,7 @@ import ctypes
 import json
 import logging
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -55,6 +56,14 @@ class StartFailed(Exception):
     """A reason to stop before serving, said in one line."""
 
 
+# `chalice local`, with a listen backlog of 128 instead of socketserver's 5: with more clients
+# connecting at once than that, the kernel resets the ones it could not queue.
+CHALICE_LOCAL = (
+    "import socketserver, sys; socketserver.TCPServer.request_queue_size = 128; "
+    "sys.argv[0] = 'chalice'; from chalice.cli import main; sys.exit(main())"
+)
+
+
 def stage_table_name() -> str:
     return stage_environment()["TABLE_NAME"]
 
@@ -83,6 +92,9 @@ def local_environment(moto_port: int) -> dict[str, str]:
         # Set here so that nothing local ever asks SSM (the stage names a parameter for Lambda).
         TELEGRAM_SECRET_TOKEN=env.get("TELEGRAM_SECRET_TOKEN") or DEFAULT_TELEGRAM_SECRET,
         INTEGRATION_KEYS=env.get("INTEGRATION_KEYS") or DEFAULT_INTEGRATION_KEY,
+        # A new cursor-signing key every run unless one is given: cursors stay valid for the
+        # run (chalice local is one process) and nothing guessable ever signs them.
+        CURSOR_SECRET=env.get("CURSOR_SECRET") or secrets.token_urlsafe(32),
     )
     env.pop("AWS_PROFILE", None)
     env.pop("AWS_SESSION_TOKEN", None)
@@ -164,6 +176,7 @@ def start_moto(port: int, recording: Path) -> Any:
     from werkzeug.serving import make_server
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request access log
+    serialize_moto_calls(DomainDispatcherApplication)
     try:
         server = make_server("127.0.0.1", port, DomainDispatcherApplication(create_backend_app),
                              threaded=True, request_handler=MotoRequestHandler)
@@ -171,6 +184,21 @@ def start_moto(port: int, recording: Path) -> Any:
         raise StartFailed(f"port {port} is in use: set MOTO_PORT to another port ({error.strerror})")
     threading.Thread(target=server.serve_forever, name="moto", daemon=True).start()
     return server
+
+
+def serialize_moto_calls(application: Any) -> None:
+    """DynamoDB applies each call atomically; moto's server evaluates a condition and writes
+    without a lock, so concurrent clients of the local run could see what DynamoDB never shows
+    (two creates both claiming one dedup_key). One call at a time restores that, as the tests'
+    atomic_moto fixture does in-process."""
+    lock = threading.Lock()
+    original = application.__call__
+
+    def __call__(self: Any, environ: Any, start_response: Any) -> Any:
+        with lock:
+            return original(self, environ, start_response)
+
+    application.__call__ = __call__
 
 
 def restore(moto_url: str, recording: Path) -> int:
@@ -204,10 +232,17 @@ def no_proxy_opener() -> urllib.request.OpenerDirector:
     return urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
+# `chalice local`, with a listen backlog of 128 instead of socketserver's 5: with more clients
+# connecting at once than that, the kernel resets the ones it could not queue.
+CHALICE_LOCAL = (
+    "import socketserver, sys; socketserver.TCPServer.request_queue_size = 128; "
+    "sys.argv[0] = 'chalice'; from chalice.cli import main; sys.exit(main())"
+)
+
+
 def start_chalice(port: int, env: dict[str, str]) -> subprocess.Popen:
-    chalice_cli = Path(sys.executable).parent / "chalice"
     chalice = subprocess.Popen(
-        [str(chalice_cli), "local", "--host", "127.0.0.1", "--port", str(port),
+        [sys.executable, "-c", CHALICE_LOCAL, "local", "--host", "127.0.0.1", "--port", str(port),
          "--stage", STAGE, "--no-autoreload"],
         cwd=ROOT, env={**env, "PYTHONUNBUFFERED": "1"}, preexec_fn=_end_with_parent,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, encoding="utf-8",

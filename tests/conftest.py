@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PAYLOADS = Path(__file__).resolve().parent / "payloads"
 API_KEY = "test-key-primary"
 OTHER_API_KEY = "test-key-secondary"
+CURSOR_SECRET = "test-cursor-key"
 
 
 def stage_environment(stage: str = "dev") -> dict[str, str]:
@@ -46,9 +47,10 @@ def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
         "AWS_DEFAULT_REGION": "eu-west-1",
         "TABLE_NAME": TABLE_NAME,
         "API_KEYS": f"{API_KEY},{OTHER_API_KEY}",
+        "CURSOR_SECRET": CURSOR_SECRET,
     }.items():
         monkeypatch.setenv(name, value)
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "CURSOR_SECRET"):
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -143,8 +145,11 @@ def app_aws_actions() -> Any:
     from deploy.iam import granted_actions, recording
     from deploy.resources import load_policy
 
+    from deploy.resources import function_names
+
     with recording(not_counted=(create_table,)) as actions:
         yield actions
     for stage in ("dev", "prod"):
-        missing = actions - granted_actions(load_policy(stage))
-        assert not missing, f".chalice/policy-{stage}.json lacks {sorted(missing)}, which the code calls"
+        granted = set().union(*(granted_actions(load_policy(stage, f)) for f in function_names(stage)))
+        missing = actions - granted
+        assert not missing, f"no .chalice/policy-{stage}-*.json grants {sorted(missing)}, which the code calls"

@@ -356,3 +356,14 @@ def test_each_fixture_is_a_distinct_delivery():
 
     assert len(ids) == 8
     assert len(set(ids)) == len(ids)
+
+
+@pytest.mark.parametrize("message", [
+    "[" * 10_000 + "]" * 10_000,
+    '{"AlarmName": "x", "NewStateValue": "ALARM", "a": ' + "[" * 40 + "]" * 40 + "}",
+    '{"AlarmName": "x", "NewStateValue": "ALARM", "n": ' + "9" * 5_000 + "}",
+])
+def test_an_sns_message_past_the_json_limits_becomes_a_plain_incident_not_an_error(message):
+    parsed = parse_sns_message("Subject", message)
+    assert isinstance(parsed, PlainMessage)
+    assert parsed.description.startswith("Subject")

@@ -1,10 +1,11 @@
 """The HTTP contract, route by route, through Chalice's test client on moto."""
+import hashlib
 import json
 import re
 
 import pytest
 
-from tests.conftest import OTHER_API_KEY
+from tests.conftest import API_KEY, OTHER_API_KEY, TABLE_NAME
 
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
@@ -150,6 +151,28 @@ def test_idempotency_replays_a_dedup_hit_with_its_own_status(api):
     assert (first.status_code, again.status_code) == (200, 200)
     assert first.json_body["occurrences"] == again.json_body["occurrences"] == 2
     assert api.get("/incidents/1").json_body["occurrences"] == 2
+
+
+def test_idempotency_keys_are_scoped_to_the_caller(api):
+    """Two API keys using the same Idempotency-Key never see each other's requests."""
+    first = api.post("/incidents", {"description": "a", "source": "partner"},
+                     headers={"Idempotency-Key": "1"})
+    other = api.post("/incidents", {"description": "b", "source": "operator"},
+                     headers={"Idempotency-Key": "1"}, key=OTHER_API_KEY)
+    assert (first.status_code, other.status_code) == (201, 201)
+    assert "Idempotent-Replayed" not in other.headers
+    assert first.json_body["id"] != other.json_body["id"]
+    replay = api.post("/incidents", {"description": "b", "source": "operator"},
+                      headers={"Idempotency-Key": "1"}, key=OTHER_API_KEY)
+    assert replay.headers["Idempotent-Replayed"] == "true" and replay.json_body == other.json_body
+
+
+def test_the_stored_idempotency_record_names_the_caller_by_a_digest_not_the_key(api, dynamodb):
+    api.post("/incidents", {"description": "a", "source": "partner"}, headers={"Idempotency-Key": "k"})
+    keys = [item["pk"]["S"] for item in dynamodb.scan(TableName=TABLE_NAME)["Items"]]
+    [once] = [key for key in keys if key.startswith("once#")]
+    assert once == f"once#api#{hashlib.sha256(API_KEY.encode()).hexdigest()[:16]}#k"
+    assert API_KEY not in json.dumps(dynamodb.scan(TableName=TABLE_NAME)["Items"])
 
 
 def test_an_overlong_idempotency_key_is_400(api):

@@ -94,7 +94,8 @@ def test_dedup_key_is_null_or_up_to_256_characters():
             clean_dedup_key(bad)
 
 
-@pytest.mark.parametrize("text", ["0", "-1", "abc", "1.5", "+3", " 4", "٣", "9" * 19, "9" * 5000])
+@pytest.mark.parametrize("text", ["0", "-1", "abc", "1.5", "+3", " 4", "٣", "9" * 19, "9" * 5000,
+                                  "00001", "01", "+1", "1e3", "0x1", "1_000"])
 def test_incident_id_must_be_a_positive_integer(text):
     with pytest.raises(InvalidInput, match="positive integer"):
         parse_incident_id(text)
@@ -106,3 +107,17 @@ def test_if_match_accepts_quoted_weak_and_star_forms():
     assert versions_matching("*", 5) is None
     assert versions_matching('"6-2"', 5) == []
     assert versions_matching("garbage", 5) == []
+
+
+def test_if_match_takes_at_most_ten_tags():
+    ten = ", ".join(f'"5-{n}"' for n in range(1, 11))
+    assert versions_matching(ten, 5) == list(range(1, 11))
+    with pytest.raises(InvalidInput, match="11 entity tags; at most 10"):
+        versions_matching(ten + ', "5-11"', 5)
+    with pytest.raises(InvalidInput, match="1001 entity tags"):
+        versions_matching(", ".join(['"5-1"'] * 1001), 5)
+
+
+def test_if_match_ignores_a_version_too_long_to_be_one_and_repeats():
+    assert versions_matching('"5-' + "9" * 5000 + '"', 5) == []
+    assert versions_matching('"5-2", W/"5-2"', 5) == [2]

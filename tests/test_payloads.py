@@ -6,6 +6,8 @@ import pytest
 from chalicelib.payloads import (
     CREATE_FIELDS,
     MAX_BODY_BYTES,
+    check_json_limits,
+    is_json_media_type,
     BodyTooLarge,
     NotJson,
     fields,
@@ -88,3 +90,43 @@ def test_list_query_filters_are_checked_against_the_enums():
     assert (query.status, query.source) == ("in_progress", "partner")
     with pytest.raises(InvalidInput, match="status must be one of"):
         list_query({"status": "open"})
+
+
+@pytest.mark.parametrize("raw, reason", [
+    (b"[" * 10_000 + b"]" * 10_000, "nested deeper than 32"),
+    (b'{"a":' * 5_000 + b"1" + b"}" * 5_000, "nested deeper than 32"),
+    (b'{"description": ' + b"1" * 5_000 + b"}", "more than 100 digits"),
+    (b'{"a": 1' + b"0" * 100 + b"}", "more than 100 digits"),
+    (b'{"a": 1e' + b"9" * 101 + b"}", "more than 100 digits"),
+    (b'{"a": -Infinity}', "Infinity"),
+])
+def test_bodies_that_would_recurse_or_convert_without_end_are_refused_before_parsing(raw, reason):
+    with pytest.raises(InvalidInput, match=reason):
+        json_object(raw, "application/json")
+
+
+def test_the_limits_are_inclusive_and_ignore_what_is_inside_strings():
+    check_json_limits("[" * 32 + "]" * 32, "body")
+    check_json_limits('{"a": ' + "9" * 100 + "}", "body")
+    check_json_limits('{"a": "' + "[" * 1000 + '1' * 1000 + '\\"[[["}', "body")
+    assert json_object(b'{"a": "' + b"[{" * 100 + b'"}', None) == {"a": "[{" * 100}
+
+
+@pytest.mark.parametrize("content_type", [
+    "application/json", "application/json; charset=utf-8", "Application/JSON",
+    "APPLICATION/JSON;CHARSET=UTF-8", 'application/json; charset="utf-8"',
+])
+def test_application_json_is_json_in_any_case_with_parameters(content_type):
+    assert is_json_media_type(content_type)
+    assert json_object(b"{}", content_type) == {}
+
+
+@pytest.mark.parametrize("content_type", [
+    "application/jsonx", "application/json-patch+json", "text/json", "application/x-json",
+    "application/json5", "text/plain", "", "application", "application/json, text/plain",
+    "multipart/form-data; boundary=x",
+])
+def test_other_media_types_are_not_json(content_type):
+    assert not is_json_media_type(content_type)
+    with pytest.raises(NotJson):
+        json_object(b"{}", content_type)

@@ -464,6 +464,8 @@ def test_a_button_press_on_the_bots_message_changes_nothing(client, api, store):
         b"\xff\xfe not utf-8",
         b'{"update_id": NaN, "message": {}}',
         b"[" * 100000,
+        b'{"a":' * 10000 + b"1" + b"}" * 10000,
+        b'{"update_id": ' + b"1" * 5000 + b', "message": {}}',
         b"{}",
         b'{"update_id": 1}',
         b'{"update_id": 1, "message": "[operator] x"}',
