@@ -139,6 +139,10 @@ def consistency_problems(items: list[dict[str, Any]]) -> list[str]:
         if not entries or entries[0]["status"] != "new":
             problems.append(f"#{incident_id}: history does not start with new")
         for before, after in zip(entries, entries[1:]):
+            if after.get("kind") == "note":  # a comment: the status it records is the current one
+                if after["status"] != before["status"]:
+                    problems.append(f"#{incident_id}: a note records {after['status']} after {before['status']}")
+                continue
             if Status(after["status"]) not in TRANSITIONS[Status(before["status"])]:
                 problems.append(f"#{incident_id}: {before['status']} -> {after['status']} is not allowed")
         if entries and entries[-1]["status"] != incident["status"]:
