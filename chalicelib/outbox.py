@@ -10,6 +10,8 @@ The only other module that knows DynamoDB; it shares the store's client and erro
 from __future__ import annotations
 
 import time
+from typing import Any, Callable
+
 from botocore.exceptions import ClientError
 
 from chalicelib.store import TTL_ATTRIBUTE, Store, _code, _deserialize, _translating_errors, _values
@@ -30,21 +32,15 @@ class Outbox:
         """True when this caller may send notification `key`: nobody sent it, and nobody is
         sending it right now."""
         now = time.time() if now is None else now
-        try:
-            self._client.put_item(
-                TableName=self._table,
-                Item=_values({"pk": f"sent#{key}", "sk": "sent", "state": "sending",
-                              "claimed_at": int(now), TTL_ATTRIBUTE: int(now) + SENT_TTL_SECONDS}),
-                ConditionExpression="attribute_not_exists(pk) OR (#state = :sending AND claimed_at < :stale)",
-                ExpressionAttributeNames={"#state": "state"},
-                ExpressionAttributeValues=_values({":sending": "sending",
-                                                   ":stale": int(now) - CLAIM_LEASE_SECONDS}),
-            )
-        except ClientError as error:
-            if _code(error) == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return _applied(lambda: self._client.put_item(
+            TableName=self._table,
+            Item=_values({"pk": f"sent#{key}", "sk": "sent", "state": "sending",
+                          "claimed_at": int(now), TTL_ATTRIBUTE: int(now) + SENT_TTL_SECONDS}),
+            ConditionExpression="attribute_not_exists(pk) OR (#state = :sending AND claimed_at < :stale)",
+            ExpressionAttributeNames={"#state": "state"},
+            ExpressionAttributeValues=_values({":sending": "sending",
+                                               ":stale": int(now) - CLAIM_LEASE_SECONDS}),
+        ))
 
     @_translating_errors
     def mark_sent(self, key: str) -> None:
@@ -63,19 +59,13 @@ class Outbox:
     def take_budget(self, chat_id: str, minute: int, wanted: int, limit: int) -> bool:
         """Reserve `wanted` messages to `chat_id` in `minute` if the chat's budget allows."""
         now = int(time.time())
-        try:
-            self._client.update_item(
-                TableName=self._table, Key=_values({"pk": f"rate#{chat_id}#{minute}", "sk": "rate"}),
-                UpdateExpression="ADD used :wanted SET " + TTL_ATTRIBUTE + " = :expires",
-                ConditionExpression="attribute_not_exists(used) OR used <= :room",
-                ExpressionAttributeValues=_values({":wanted": wanted, ":room": limit - wanted,
-                                                   ":expires": now + RATE_TTL_SECONDS}),
-            )
-        except ClientError as error:
-            if _code(error) == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return _applied(lambda: self._client.update_item(
+            TableName=self._table, Key=_values({"pk": f"rate#{chat_id}#{minute}", "sk": "rate"}),
+            UpdateExpression="ADD used :wanted SET " + TTL_ATTRIBUTE + " = :expires",
+            ConditionExpression="attribute_not_exists(used) OR used <= :room",
+            ExpressionAttributeValues=_values({":wanted": wanted, ":room": limit - wanted,
+                                               ":expires": now + RATE_TTL_SECONDS}),
+        ))
 
     @_translating_errors
     def muted_until(self, chat_id: str) -> str | None:
@@ -94,3 +84,14 @@ class Outbox:
     def unmute(self, chat_id: str) -> None:
         self._client.delete_item(TableName=self._table,
                                  Key=_values({"pk": f"mute#{chat_id}", "sk": "mute"}))
+
+
+def _applied(write: Callable[[], Any]) -> bool:
+    """True when a conditional write applied; False when its condition refused it."""
+    try:
+        write()
+    except ClientError as error:
+        if _code(error) == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
