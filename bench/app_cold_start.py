@@ -31,9 +31,10 @@ stubber = Stubber(default_store()._client)
 stubber.add_response("query", {"Items": [], "Count": 0, "ScannedCount": 0})
 with stubber, Client(app_module.app) as client:
     response = client.http.get("/incidents?status=new", headers={"x-api-key": API_KEY})
+    RESPONDED = time.monotonic()  # CLOCK_MONOTONIC: comparable with the launcher's
 elapsed = time.perf_counter() - START
 if response.status_code != 200:
     sys.exit(f"cold start request failed: {response.status_code} {response.body!r}")
 stubber.assert_no_pending_responses()
 # import_app: what a Lambda cold start pays before its first event (no test harness, no store).
-print(json.dumps({"seconds": elapsed, "import_app": IMPORTED - START}))
+print(json.dumps({"responded_at": RESPONDED, "seconds": elapsed, "import_app": IMPORTED - START}))
