@@ -72,3 +72,24 @@ def test_the_session_knows_only_the_services_it_makes_clients_for() -> None:
     assert aws.client("ssm").meta.service_model.service_name == "ssm"
     with pytest.raises(Exception, match="Unknown service"):
         aws.client("s3")
+
+
+def test_prod_starts_the_api_and_alarm_handlers_from_a_snapshot_and_dev_does_not() -> None:
+    from deploy import resources
+
+    prod, dev = resources.build("prod")["Resources"], resources.build("dev")["Resources"]
+    for name in ("APIHandler", "OnAlarmNotification", "OnAlarmStateChange"):
+        properties = prod[name]["Properties"]
+        assert properties["SnapStart"] == {"ApplyOn": "PublishedVersions"}
+        assert properties["AutoPublishAlias"] == "live"
+        assert properties["Runtime"] == "python3.12"
+        assert "SnapStart" not in dev.get(name, {}).get("Properties", {})
+    paths = prod["RestAPI"]["Properties"]["DefinitionBody"]["paths"]
+    from app import app
+
+    assert {(path, method.lower()) for path, methods in app.routes.items() for method in methods} == {
+        (path, method) for path, methods in paths.items() for method in methods}
+    for methods in paths.values():
+        for method in methods.values():
+            assert "${APIHandlerAliaslive}" in method["x-amazon-apigateway-integration"]["uri"]["Fn::Sub"]
+    assert prod["APIHandlerInvokePermission"]["Properties"]["FunctionName"] == {"Ref": "APIHandlerAliaslive"}
