@@ -4,7 +4,7 @@
 
 The first request is GET /incidents?status=new through chalice.test.Client; DynamoDB is
 answered by botocore's Stubber on the store's own client (an empty page), so no network and
-no moto import. The boto3 resource is built from the environment exactly as in Lambda.
+no moto import. The store (a botocore client) is built from the environment exactly as in Lambda.
 Interpreter start-up is not included; bench/coldstart.py measures that from outside.
 """
 import time
