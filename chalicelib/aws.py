@@ -23,6 +23,7 @@ import functools
 import importlib.machinery
 import importlib.util
 import os
+import sys
 import threading
 import types
 from typing import Any
@@ -74,11 +75,6 @@ def client(service_name: str, config: Any = None) -> Any:
         return session().create_client(service_name, config=config)
 
 
-def reset() -> None:
-    """Forget the session (tests that change the credential chain between cases)."""
-    session.cache_clear()
-
-
 @functools.lru_cache(maxsize=1)
 def dynamodb_types() -> types.ModuleType:
     """boto3's `boto3.dynamodb.types` (TypeSerializer, TypeDeserializer, Binary).
@@ -88,8 +84,6 @@ def dynamodb_types() -> types.ModuleType:
     code (boto3's cached bytecode) runs here with that one import answered by the standard
     library. Where boto3 is imported already, or its file is not where it should be, this is
     the ordinary import: never wrong, at worst slower."""
-    import sys
-
     if "boto3" not in sys.modules:
         try:
             return _load_without_boto3_package()
