@@ -19,19 +19,10 @@ from chalice import (
     UnprocessableEntityError,
 )
 
-from chalicelib import (
-    alarms,
-    auth,
-    board,
-    docs_page,
-    metrics,
-    observability,
-    openapi,
-    payloads,
-    services,
-    stats,
-    telegram_bot,
-)
+# Only what an API request needs is imported here; the OpenAPI builder, the docs page, the
+# board, the stats, the Telegram grammar and the alarm parsers are imported by the route or
+# handler that uses them, on its first call (docs/cold-start.md).
+from chalicelib import auth, metrics, observability, payloads, services
 from chalicelib.incidents import (
     DedupKeyHeld,
     IdempotencyKeyReused,
@@ -219,6 +210,8 @@ def telegram_webhook() -> Response:
         return _secret_unavailable()
     if not auth.is_valid_key(request.headers.get(TELEGRAM_SECRET_HEADER), accepted):
         return _error(401, "UnauthorizedError", "missing or wrong X-Telegram-Bot-Api-Secret-Token header")
+    from chalicelib import telegram_bot
+
     settings = telegram_bot.Settings.from_environment()
     try:
         answer = telegram_bot.handle_body(default_store(), request.raw_body, settings)
@@ -239,6 +232,8 @@ ALARM_TOPIC = os.environ.get("ALARM_TOPIC", "incident-alarms")
 def on_alarm_notification(event: Any) -> None:
     """Every record of the delivery: a malformed one is logged and skipped, a store failure is
     raised after the others had their chance."""
+    from chalicelib import alarms
+
     failure = None
     for index, record in enumerate(event.to_dict().get("Records") or []):
         try:
@@ -256,6 +251,8 @@ def on_alarm_notification(event: Any) -> None:
 
 @app.on_cw_event({"source": ["aws.cloudwatch"], "detail-type": ["CloudWatch Alarm State Change"]})
 def on_alarm_state_change(event: Any) -> None:
+    from chalicelib import alarms
+
     raw = event.to_dict()
     try:
         ingested = services.ingest_cloudwatch(default_store(), *alarms.eventbridge_record(raw))
@@ -276,11 +273,15 @@ def report_open_incidents(event: Any) -> None:
 
 @app.route("/openapi.json", methods=["GET"], content_types=ANY_CONTENT)
 def openapi_document() -> Response:
+    from chalicelib import openapi
+
     return Response(body=openapi.build_document(_api_root() or "/"), status_code=200)
 
 
 @app.route("/docs", methods=["GET"], content_types=ANY_CONTENT)
 def docs() -> Response:
+    from chalicelib import docs_page
+
     page = docs_page.render(spec_url=f"{_api_root()}/openapi.json")
     return Response(body=page, status_code=200, headers={"Content-Type": "text/html; charset=utf-8"})
 
@@ -314,12 +315,16 @@ def add_note(incident_id: str) -> Response:
 @app.route("/stats", methods=["GET"], content_types=ANY_CONTENT)
 @http_errors
 def incident_stats() -> Response:
+    from chalicelib import stats
+
     since = stats.since_from_query(app.current_request.query_params, stats.utc_now())
     return _json(services.incident_stats(default_store(), since))
 
 
 @app.route("/board", methods=["GET"], content_types=ANY_CONTENT)
 def board_page() -> Response:
+    from chalicelib import board
+
     return Response(body=board.page(), status_code=200, headers=board.HEADERS)
 
 
@@ -365,8 +370,6 @@ def _now() -> datetime:
 
 # --- Monitoring integrations (issue 17): PagerDuty Events API v2, Alertmanager and Grafana ---
 
-from chalicelib import alertmanager, integrations  # noqa: E402
-
 # Authenticated in the views: /v2/enqueue by the body's routing_key, /alertmanager by
 # `Authorization: Bearer <API key>` as well as x-api-key.
 PUBLIC_ROUTES |= {"/v2/enqueue", "/alertmanager"}
@@ -376,6 +379,8 @@ INTEGRATION_MAX_BODY_BYTES = 512 * 1024
 
 @app.route("/v2/enqueue", methods=["POST"], content_types=ANY_CONTENT)
 def pagerduty_enqueue() -> Response:
+    from chalicelib import integrations
+
     request = app.current_request
     try:
         answer = integrations.enqueue(default_store(), request.raw_body, request.headers.get("content-type"),
@@ -390,6 +395,8 @@ def pagerduty_enqueue() -> Response:
 @app.route("/alertmanager", methods=["POST"], content_types=ANY_CONTENT)
 @http_errors
 def alertmanager_webhook() -> Response:
+    from chalicelib import alertmanager, integrations
+
     request = app.current_request
     presented = auth.bearer_token(request.headers.get("authorization")) or request.headers.get("x-api-key")
     if not auth.is_valid_key(presented, auth.configured_api_keys()):

@@ -1,37 +1,36 @@
-"""Warm per-request time of the Chalice app's own code, DynamoDB answered by botocore's Stubber.
+"""Warm per-request time of the Chalice app's own code, against the embedded DynamoDB.
 
-    from app_warm import app_warm_times        # with bench/ on sys.path
-    app_warm_times(200)  ->  {"create": ..., "get": ..., "list": ..., "patch": ...}
+    AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:<port> .venv/bin/python bench/app_warm.py 200
+        ->  {"create": ..., "get": ..., "list": ..., "patch": ...}   (the last line; seconds)
 
 The same requests, counts and order as bench/reference/warm.py, through chalice.test.Client:
 one untimed warm-up of each kind, then n creates, n gets of one incident, n list pages
 (status=new, limit=50: a Query answering 51 items) and a PATCH to in_progress of each
-created incident (a transaction, then the Query that reads it back). Responses are queued on
-the store's own client, so botocore's request building and response parsing run, but no
-network and no moto.
+created incident. Each figure is the median CPU time of this process per request
+(time.process_time): the app's code and botocore's (building, signing, sending and parsing
+real DynamoDB requests), not DynamoDB's own time, which is another process here as in AWS.
+That CPU time is what a Lambda's memory size scales (docs/cold-start.md).
 """
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import time
 from typing import Any
 
 from benchenv import API_KEY, use_fake_aws
 
+ENDPOINT = os.environ.get("AWS_ENDPOINT_URL_DYNAMODB", "")
 use_fake_aws()
-
-from boto3.dynamodb.types import TypeSerializer  # noqa: E402
-from botocore.stub import Stubber  # noqa: E402
+if not ENDPOINT.startswith("http://127.0.0.1:"):
+    raise SystemExit("set AWS_ENDPOINT_URL_DYNAMODB to the embedded DynamoDB (http://127.0.0.1:<port>)")
+os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = ENDPOINT
 
 CREATE_BODY = {"description": "Scooter #42 offline", "source": "monitoring"}
 PATCH_BODY = {"status": "in_progress"}
 HEADERS = {"x-api-key": API_KEY, "Content-Type": "application/json"}
-_serialize = TypeSerializer().serialize
-
-
-def _low_level(item: dict[str, Any]) -> dict[str, Any]:
-    return {k: _serialize(v) for k, v in item.items()}
+PAGE = 50
 
 
 def app_warm_times(n: int) -> dict[str, float]:
@@ -40,91 +39,45 @@ def app_warm_times(n: int) -> dict[str, float]:
     from chalice.test import Client
 
     from app import app
-    from chalicelib.incidents import history_entry, new_incident, now_iso
-    from chalicelib.store import ENTRY_PREFIX, _item_from_incident, default_store
+    from chalicelib.store import default_store
 
-    default_store.cache_clear()
-    store = default_store()
-    stubber = Stubber(store._client)
-    items: dict[int, dict[str, Any]] = {}
-    next_id = [0]
+    # Made now, not on the first request: chalice.test.Client lays the stage's environment
+    # (its TABLE_NAME) over os.environ while it handles one.
+    default_store()
 
-    histories: dict[int, list[dict[str, Any]]] = {}
-
-    def stored(incident_id: int) -> dict[str, Any]:
-        if incident_id not in items:
-            incident = new_incident(incident_id, CREATE_BODY["description"], "monitoring", None, "api",
-                                    now_iso())
-            items[incident_id], histories[incident_id] = _item_from_incident(incident), incident["history"]
-        return items[incident_id]
-
-    def with_entries(incident_id: int) -> list[dict[str, Any]]:
-        """What the item-collection Query answers, newest first: the incident, then its entries."""
-        item = stored(incident_id)
-        entries = [{"pk": item["pk"], "sk": ENTRY_PREFIX + e["at"], "entry": e}
-                   for e in histories[incident_id]]
-        return [_low_level(item), *[_low_level(e) for e in reversed(entries)]]
-
-    def queue_create() -> None:
-        next_id[0] += 1
-        stubber.add_response("update_item", {"Attributes": {"last_id": {"N": str(next_id[0])}}})
-        stubber.add_response("transact_write_items", {})
-
-    def queue_get(incident_id: int) -> None:
-        answer = with_entries(incident_id)
-        stubber.add_response("query", {"Items": answer, "Count": len(answer), "ScannedCount": len(answer)})
-
-    def queue_list() -> None:
-        page = [_low_level(stored(i)) for i in range(1, 52)]
-        stubber.add_response("query", {"Items": page, "Count": len(page), "ScannedCount": len(page)})
-
-    def queue_patch(incident_id: int) -> None:
-        item = stored(incident_id)
-        at = now_iso()
-        item.update(status="in_progress", updated_at=at, last_entry_at=at, version=item["version"] + 1,
-                    history_count=item["history_count"] + 1)
-        histories[incident_id] = histories[incident_id] + [history_entry(at, "in_progress", None, "api")]
-        stubber.add_response("transact_write_items", {})
-        queue_get(incident_id)
-
-    def timed(call: Any, expected: int) -> float:
-        started = time.perf_counter()
+    def timed(call: Any, expected: int) -> Any:
+        started = time.process_time()
         response = call()
-        elapsed = time.perf_counter() - started
+        elapsed = time.process_time() - started
         if response.status_code != expected:
             raise RuntimeError(f"expected {expected}, got {response.status_code}: {response.body[:300]!r}")
-        return elapsed
+        return elapsed, response
 
-    for i in range(1, 52):
-        stored(i)  # the page the list answers; built before timing
     body = json.dumps(CREATE_BODY)
     patch = json.dumps(PATCH_BODY)
-    with stubber, Client(app) as client:
+    with Client(app) as client:
         http = client.http
-        # warm-up, untimed
-        queue_create(); timed(lambda: http.post("/incidents", headers=HEADERS, body=body), 201)
-        queue_get(1); timed(lambda: http.get("/incidents/1", headers=HEADERS), 200)
-        queue_list(); timed(lambda: http.get("/incidents?status=new&limit=50", headers=HEADERS), 200)
-        queue_patch(1); timed(lambda: http.patch("/incidents/1", headers=HEADERS, body=patch), 200)
+        # warm-up, untimed; enough new incidents that a list page is full (limit+1 read)
+        first = json.loads(timed(lambda: http.post("/incidents", headers=HEADERS, body=body), 201)[1].body)
+        for _ in range(PAGE):
+            timed(lambda: http.post("/incidents", headers=HEADERS, body=body), 201)
+        timed(lambda: http.get(f"/incidents/{first['id']}", headers=HEADERS), 200)
+        timed(lambda: http.get(f"/incidents?status=new&limit={PAGE}", headers=HEADERS), 200)
 
         create, get, listing, patching = [], [], [], []
         ids = []
         for _ in range(n):
-            queue_create()
-            create.append(timed(lambda: http.post("/incidents", headers=HEADERS, body=body), 201))
-            ids.append(next_id[0])
+            elapsed, response = timed(lambda: http.post("/incidents", headers=HEADERS, body=body), 201)
+            create.append(elapsed)
+            ids.append(json.loads(response.body)["id"])
         for _ in range(n):
-            queue_get(ids[0])
-            get.append(timed(lambda: http.get(f"/incidents/{ids[0]}", headers=HEADERS), 200))
+            get.append(timed(lambda: http.get(f"/incidents/{ids[0]}", headers=HEADERS), 200)[0])
         for _ in range(n):
-            queue_list()
-            listing.append(timed(lambda: http.get("/incidents?status=new&limit=50", headers=HEADERS), 200))
+            listing.append(timed(lambda: http.get(f"/incidents?status=new&limit={PAGE}",
+                                                  headers=HEADERS), 200)[0])
         for incident_id in ids:
-            queue_patch(incident_id)
             patching.append(timed(lambda i=incident_id: http.patch(f"/incidents/{i}", headers=HEADERS,
-                                                                  body=patch), 200))
-        stubber.assert_no_pending_responses()
-    default_store.cache_clear()
+                                                                  body=patch), 200)[0])
     return {name: statistics.median(samples) for name, samples in
             (("create", create), ("get", get), ("list", listing), ("patch", patching))}
 

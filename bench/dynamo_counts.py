@@ -1,8 +1,9 @@
 """DynamoDB cost per API operation at a given number of stored incidents (moto, in-process).
 
 Every DynamoDB call is seen through botocore's `after-call` event, registered on the boto3
-session before the app's store (and so its client) exists: the counts come from the calls
-and responses themselves (operation name, `ScannedCount` of a Query), never from our code.
+session (the seeding and reading clients) and on the store's own client (a botocore client,
+chalicelib/aws.py): the counts come from the calls and responses themselves (operation name,
+`ScannedCount` of a Query), never from our code.
 Operations go through `chalice.test.Client(app)` as HTTP requests, as a user would send them.
 
 The table is seeded straight through `batch_writer` in the table layout v2 (chalicelib/store.py:
@@ -482,8 +483,18 @@ def run_skewed(http: Http, recorder: CallRecorder, middle_key: str) -> dict[str,
 
 def _new_client_session(recorder: CallRecorder) -> None:
     boto3.setup_default_session()
-    # On the session before any client exists: every client made from it, the store's too.
+    # On the session before any client exists: every boto3 client made from it.
     recorder.register(boto3.DEFAULT_SESSION.events)
+
+
+def _new_store(recorder: CallRecorder) -> Any:
+    """The app's store, made afresh; its client is botocore's own, not the boto3 session's."""
+    from chalicelib.store import default_store
+
+    default_store.cache_clear()
+    store = default_store()
+    recorder.register(store._client.meta.events)
+    return store
 
 
 def measure_size(size: int, *, log: Callable[[str], None] = lambda _: None,
@@ -502,8 +513,7 @@ def measure_size(size: int, *, log: Callable[[str], None] = lambda _: None,
     with mock_aws(), fast_moto():
         _new_client_session(recorder)
         create_table(boto3.client("dynamodb"), TABLE_NAME)
-        default_store.cache_clear()
-        store = default_store()
+        store = _new_store(recorder)
         started = time.perf_counter()
         plan = seed_plan(size)
         fast_writer = boto3.resource("dynamodb", config=fast_writer_config)
@@ -538,10 +548,9 @@ def measure_size(size: int, *, log: Callable[[str], None] = lambda _: None,
         with mock_aws(), fast_moto():
             _new_client_session(recorder)
             create_table(boto3.client("dynamodb"), SKEW_TABLE)
-            default_store.cache_clear()
             # Made now, not on the first request: chalice.test.Client lays the stage's
             # environment (its TABLE_NAME) over os.environ while it handles a request.
-            default_store()
+            _new_store(recorder)
             started = time.perf_counter()
             fast_writer = boto3.resource("dynamodb", config=fast_writer_config)
             skew_seeded = seed(fast_writer.Table(SKEW_TABLE), size, datetime.now(timezone.utc),

@@ -97,6 +97,8 @@ def measure(size: int) -> dict[str, Cost]:
         create_table(boto3.client("dynamodb"), TABLE_NAME)
         default_store.cache_clear()
         store = default_store()
+        # The store's client is botocore's own (chalicelib/aws.py), not the boto3 session's.
+        store._client.meta.events.register("after-call.dynamodb", counter)
         now = datetime.now(timezone.utc)
         writer = boto3.resource("dynamodb", config=Config(parameter_validation=False))
         seed(writer.Table(TABLE_NAME), size, now)

@@ -27,9 +27,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+
+from chalicelib import aws
 
 CACHE_SECONDS = 300.0
 RETRY_SECONDS = 10.0
@@ -147,4 +148,4 @@ def _fetch(name: str) -> str | None:
 @functools.lru_cache(maxsize=1)
 def _ssm_client() -> Any:
     """Built on first use, not at import: a container that never needs a parameter never pays for it."""
-    return boto3.client("ssm", config=SSM_CONFIG)
+    return aws.client("ssm", SSM_CONFIG)  # botocore's, sharing the store's session

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalicelib import cursors, metrics
 from chalicelib.incidents import (
@@ -47,6 +47,9 @@ from chalicelib.store import (
     Store,
     created_key,
 )
+
+if TYPE_CHECKING:
+    from chalicelib.alarms import AlarmChange, PlainMessage
 
 ONCE_TTL_SECONDS = 24 * 3600
 # Each retry means another writer changed the same incident or dedup_key in between; a few
@@ -335,7 +338,7 @@ def list_open(store: Store, limit: int) -> list[dict[str, Any]]:
 
 # --- alarm ingestion ---
 
-from chalicelib.alarms import AlarmChange, PlainMessage, recovery_note  # noqa: E402
+# chalicelib.alarms is imported where an alarm is handled: an API request never loads it.
 
 ALARM_SOURCE = "monitoring"
 ALARM_BY = "cloudwatch"
@@ -389,6 +392,8 @@ def _resolve_for_alarm(store: Store, change: AlarmChange, once: OnceKey) -> dict
             if current is None or current["status"] not in OPEN_STATUSES:
                 store.mark_alarm(alarm)  # never opened, already resolved, or closed by an operator
                 return None
+            from chalicelib.alarms import recovery_note
+
             return change_status(
                 store, owner, Status.RESOLVED, by=ALARM_BY, note=recovery_note(change),
                 once=once, alarm=alarm,
@@ -402,6 +407,8 @@ def _resolve_for_alarm(store: Store, change: AlarmChange, once: OnceKey) -> dict
 
 @metrics.alarm_record  # observability hook: one summary line and AlarmEvents per record
 def ingest_cloudwatch(store: Store, parsed: AlarmChange | PlainMessage, event_key: str) -> Ingested:
+    from chalicelib.alarms import AlarmChange
+
     if isinstance(parsed, AlarmChange):
         return ingest_alarm(store, parsed, event_key)
     return ingest_plain_message(store, parsed, event_key)

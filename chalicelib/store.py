@@ -30,12 +30,10 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, TypeVar
 
-import boto3
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib import metrics
+from chalicelib import aws, metrics
 from chalicelib.incidents import LimitExceeded, Unavailable
 
 STATUS_INDEX = "by_status"
@@ -98,8 +96,8 @@ _UNAVAILABLE_CODES = {
 # over DynamoDB's size limits, an expression over its operand limits.
 _LIMIT_CODES = {"ValidationException", "ItemCollectionSizeLimitExceededException"}
 _COUNTER_KEY = {"pk": "counter#incident", "sk": "counter"}
-_serialize = TypeSerializer().serialize
-_deserialize = TypeDeserializer().deserialize
+_serialize = aws.dynamodb_types().TypeSerializer().serialize
+_deserialize = aws.dynamodb_types().TypeDeserializer().deserialize
 
 T = TypeVar("T")
 
@@ -191,7 +189,7 @@ class _Op:
 
 
 def _translating_errors(method: Callable[..., T]) -> Callable[..., T]:
-    """Throttling past boto3's retries, or no answer at all, becomes the domain's Unavailable;
+    """Throttling past botocore's retries, or no answer at all, becomes the domain's Unavailable;
     a DynamoDB limit the request hit becomes LimitExceeded (a 4xx, never a 500)."""
 
     @functools.wraps(method)
@@ -220,8 +218,9 @@ class Store:
     @classmethod
     def from_environment(cls) -> "Store":
         """Table from TABLE_NAME; endpoint and credentials from botocore's own chain
-        (AWS_ENDPOINT_URL_DYNAMODB points it at a local server)."""
-        return cls(boto3.client("dynamodb", config=BOTO_CONFIG), os.environ["TABLE_NAME"])
+        (AWS_ENDPOINT_URL_DYNAMODB points it at a local server). A botocore client, not
+        boto3's: see chalicelib/aws.py."""
+        return cls(aws.client("dynamodb", BOTO_CONFIG), os.environ["TABLE_NAME"])
 
     # --- reads ---
 
@@ -848,5 +847,17 @@ def _once_from_item(item: dict[str, Any]) -> dict[str, Any]:
 
 @functools.lru_cache(maxsize=1)
 def default_store() -> Store:
-    """Built on first use, not at import, so a cold start pays for boto3 only when a request needs it."""
+    """Built on first use, not at import, so a cold start pays for the client only when a
+    request needs it; then kept for the container's life (its connections too)."""
     return Store.from_environment()
+
+
+# SnapStart (the prod stage, docs/cold-start.md): Lambda snapshots the process after this import,
+# so the client built now (service model, endpoint rules, the credential provider, which
+# refreshes its own credentials) is restored ready instead of built on the first request.
+# No request is made and no secret is read here: nothing time- or connection-bound is frozen.
+if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == "snap-start":
+    try:
+        default_store()
+    except Exception:  # then built on first use, as without SnapStart
+        default_store.cache_clear()
