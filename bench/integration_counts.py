@@ -142,6 +142,8 @@ def measure_size(size: int, *, log: Callable[[str], None] = lambda _: None) -> d
         create_table(boto3.client("dynamodb"), TABLE_NAME)
         default_store.cache_clear()
         store = default_store()
+        # The store's client is botocore's own (chalicelib/aws.py), not the boto3 session's.
+        store._client.meta.events.register("after-call.dynamodb", recorder)
         writer = boto3.resource("dynamodb", config=Config(parameter_validation=False))
         seeded = seed(writer.Table(store.table_name), size)
         log(f"  seeded {size:,} incidents {seeded}")

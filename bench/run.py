@@ -1,13 +1,12 @@
 """`make bench`: DynamoDB cost per operation, cold start, warm handler time, package size.
 
     .venv/bin/python bench/run.py [--sizes 1000,10000,100000] [--runs 10] [--warm-n 200]
-                                  [--only counts,integrations,cold,warm,package]
+                                  [--only counts,notify,stats,integrations,cold,warm,package]
 
-Prints tables and PASS/FAIL against the targets of issues 6, 10 and 16; exits 0 whatever the targets say
-(it is a benchmark, not a test), 1 only when a part could not be measured at all.
-The default sizes (the issue's 1k, 10k, 100k) took 29 minutes on 2 cores shared with other jobs
-(docs/benchmark-figures.md), most of it seeding moto at 100k (two data sets per size, each incident
-with its history entries) and moto's whole-table Query; `--sizes 1000,10000` is a quicker look.
+Prints tables and PASS/FAIL against the targets; exits 0 whatever the targets say (it is a
+benchmark, not a test), 1 only when a part could not be measured at all. The default sizes (1k,
+10k, 100k) take about 20 minutes on 2 cores (docs/benchmark.md), most of it seeding moto at 100k
+and moto's whole-table Query; `--sizes 1000,10000` is a quicker look.
 """
 from __future__ import annotations
 
