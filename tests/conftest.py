@@ -14,6 +14,7 @@ from moto import mock_aws
 from moto.core.botocore_stubber import BotocoreStubber
 
 from app import app
+from chalicelib import aws
 from chalicelib.store import Store, create_table, default_store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,9 +75,13 @@ def dynamodb(aws_credentials: None, atomic_moto: None) -> Any:
     with mock_aws():
         client = boto3.client("dynamodb")
         create_table(client, TABLE_NAME)
+        # A fresh botocore session and store per test, made from this test's environment: a
+        # container keeps one for its life, but a test must not inherit another test's.
+        aws.session.cache_clear()
         default_store.cache_clear()
         yield client
         default_store.cache_clear()
+        aws.session.cache_clear()
 
 
 @pytest.fixture
