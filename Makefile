@@ -42,6 +42,11 @@ test: $(INSTALLED) ensure-chromium
 ensure-chromium:
 	@bash scripts/ensure_chromium.sh
 
+# Build chalicelib/openapi.json (what /openapi.json serves) from openapi/document.py.
+.PHONY: openapi
+openapi: $(INSTALLED)
+	$(PY) -m openapi
+
 clean:
 	rm -rf $(VENV) .pytest_cache
 

@@ -275,7 +275,7 @@ def report_open_incidents(event: Any) -> None:
 def openapi_document() -> Response:
     from chalicelib import openapi
 
-    return Response(body=openapi.build_document(_api_root() or "/"), status_code=200)
+    return Response(body=openapi.document(_api_root() or "/"), status_code=200)
 
 
 @app.route("/docs", methods=["GET"], content_types=ANY_CONTENT)

@@ -2,6 +2,7 @@
 the running service by an independent fuzzer (Schemathesis, over HTTP against the local run)."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -14,8 +15,9 @@ from openapi_spec_validator import validate
 
 from app import app
 from chalicelib import incidents, payloads
-from chalicelib.openapi import INCIDENT_ID_PATTERN, build_document
-from local_run import ROOT, local_service
+from openapi.__main__ import main as openapi_main
+from openapi.document import INCIDENT_ID_PATTERN, build_document
+from local_run import local_service
 
 FUZZ_API_KEY = "schemathesis-key"
 FUZZ_TELEGRAM_SECRET = "schemathesis-telegram-secret"
@@ -121,8 +123,34 @@ def test_links_lead_from_a_create_to_reading_and_changing_it(document: dict[str,
 def test_openapi_json_is_served_without_a_key(api: Any) -> None:
     response = api.get("/openapi.json", key=None)
     assert response.status_code == 200
-    assert response.json_body["paths"].keys() == build_document()["paths"].keys()
+    assert response.json_body == build_document()
     assert response.json_body["servers"] == [{"url": "/", "description": "The API root"}]
+
+
+def test_the_shipped_document_is_what_the_builder_makes_now(capsys: pytest.CaptureFixture[str]) -> None:
+    """The service serves chalicelib/openapi.json; a constant changed without `make openapi`
+    fails here, naming the command."""
+    assert openapi_main(["--check"]) == 0, capsys.readouterr().err
+
+
+def test_the_served_document_names_the_stage_root_behind_api_gateway(dynamodb: Any) -> None:
+    event = {
+        "resource": "/openapi.json", "path": "/openapi.json", "httpMethod": "GET", "headers": {},
+        "multiValueHeaders": {}, "queryStringParameters": None, "multiValueQueryStringParameters": None,
+        "pathParameters": None, "stageVariables": None, "body": None, "isBase64Encoded": False,
+        "requestContext": {"resourcePath": "/openapi.json", "httpMethod": "GET",
+                           "path": "/api/openapi.json", "stage": "api", "requestId": "r-1"},
+    }
+
+    class Context:
+        aws_request_id = "lambda-request-1"
+        function_name = "incidents-prod-APIHandler-abc"
+
+    response = app(event, Context())
+    served = json.loads(response["body"])
+    assert response["statusCode"] == 200
+    assert served["servers"] == [{"url": "/api", "description": "The API root"}]
+    assert {**served, "servers": None} == {**build_document(), "servers": None}
 
 
 def test_openapi_json_accepts_any_content_type(api: Any) -> None:

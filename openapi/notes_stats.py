@@ -1,11 +1,11 @@
-"""The OpenAPI part for notes, stats and the board; openapi.build_document merges it in.
+"""The OpenAPI part for notes, stats and the board; document.build_document merges it in.
 Pure, and built from the code's own constants like the rest of the document."""
 from __future__ import annotations
 
 from typing import Any
 
 from chalicelib.incidents import MAX_NOTE, OPEN_STATUSES, Source
-from chalicelib.openapi import NOT_BLANK_PATTERN, _incident_response, _json, _r, _ref
+from openapi.document import NOT_BLANK_PATTERN, _incident_response, _json, _r, _ref
 from chalicelib.stats import DEFAULT_WINDOW, MAX_WINDOW, SINCE_EXAMPLE
 
 _COUNT = {"type": "integer", "minimum": 0}
