@@ -19,9 +19,7 @@ from chalice import (
     UnprocessableEntityError,
 )
 
-# Only what an API request needs is imported here; the OpenAPI builder, the docs page, the
-# board, the stats, the Telegram grammar and the alarm parsers are imported by the route or
-# handler that uses them, on its first call (docs/cold-start.md).
+# Only what an API request needs is imported here; the rest on first use (docs/cold-start.md).
 from chalicelib import auth, metrics, observability, payloads, services
 from chalicelib.incidents import (
     DedupKeyHeld,
@@ -328,7 +326,7 @@ def board_page() -> Response:
     return Response(body=board.page(), status_code=200, headers=board.HEADERS)
 
 
-# --- Notifications into the Telegram group (after a change is stored, never inside a request) ---
+# --- Notifications into the Telegram group, after a change is stored ---
 
 # Deployed, the template points the event source at the table's stream (deploy/resources.py).
 TABLE_STREAM_ARN = os.environ.get(
@@ -368,7 +366,7 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-# --- Monitoring integrations (issue 17): PagerDuty Events API v2, Alertmanager and Grafana ---
+# --- Monitoring integrations: PagerDuty Events API v2, Alertmanager and Grafana ---
 
 # Authenticated in the views: /v2/enqueue by the body's routing_key, /alertmanager by
 # `Authorization: Bearer <API key>` as well as x-api-key.
