@@ -1,9 +1,6 @@
-"""GET /board: one static page (chalicelib/board.html, plain JS, nothing loaded from elsewhere)
-that shows the open incidents to people. Pure: no Chalice.
+"""GET /board: the static page board.html, with settings from incidents.py. Pure.
 
-The page holds no data and no secret: it asks the person for an API key, keeps it in
-sessionStorage and calls the API with it, from the same origin. The transition table is filled
-in from incidents.py, so the page offers exactly the moves the service allows.
+Why and how: docs/board-and-stats.md.
 """
 from __future__ import annotations
 
@@ -18,7 +15,6 @@ REFRESH_SECONDS = 30
 HEADERS = {
     "Content-Type": "text/html; charset=utf-8",
     "Cache-Control": "no-cache",
-    # Everything the page needs is inline or from its own origin.
     "Content-Security-Policy": "default-src 'none'; script-src 'unsafe-inline'; "
     "style-src 'unsafe-inline'; img-src data:; connect-src 'self'; base-uri 'none'; "
     "form-action 'none'; frame-ancestors 'none'",
@@ -35,7 +31,7 @@ def page() -> str:
         "maxNote": MAX_NOTE,
         "refreshSeconds": REFRESH_SECONDS,
     }
-    # "</" cannot occur in this JSON, so it cannot end the <script> it is placed in.
+    # No "</" in this JSON, so it cannot end its <script>.
     return PAGE_FILE.read_text(encoding="utf-8").replace(
         "/*SETTINGS*/null", json.dumps(settings, separators=(",", ":"))
     )

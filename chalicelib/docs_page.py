@@ -1,7 +1,6 @@
-"""The /docs page: Redoc rendering /openapi.json. Pure: no Chalice.
+"""The /docs page: Redoc rendering /openapi.json. Pure.
 
-The Redoc bundle is not shipped with the Lambda (it is about 1 MB); the page loads it from
-DOCS_ASSETS_URL, by default a public CDN. Tests point it at a vendored copy on 127.0.0.1.
+Redoc (~1 MB) is not shipped; it loads from DOCS_ASSETS_URL: docs/api.md.
 """
 from __future__ import annotations
 
@@ -34,7 +33,7 @@ def assets_url() -> str:
 
 def render(spec_url: str = "openapi.json", script_url: str | None = None,
            title: str = "Incident API") -> str:
-    """The page; `spec_url` relative to /docs, so it works under an API Gateway stage prefix too."""
+    """`spec_url` is relative, so the page works under an API Gateway stage prefix."""
     return _PAGE.format(
         title=html.escape(title),
         spec_url=html.escape(spec_url, quote=True),

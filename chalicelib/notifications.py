@@ -1,8 +1,4 @@
-"""What the group is told, as text. Pure: no I/O, no clock (times are passed in).
-
-Every message about one incident starts with `#<id>`, so a reply to it with a status word works
-like any other command in the group.
-"""
+"""What the group is told. Pure. Each starts with `#<id>`, so replies to it work as commands."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -14,7 +10,7 @@ ELLIPSIS = "…"
 
 
 def change_text(incident: dict[str, Any], entry: dict[str, Any]) -> str | None:
-    """The message for one history entry made outside the group; None when there is nothing to say."""
+    """None when there is nothing to say."""
     ident, by, note = incident["id"], entry["by"], entry.get("note")
     if entry.get("kind") == "note":
         return f"#{ident} note by {by}: {_one_line(note or '')}"
@@ -31,7 +27,6 @@ def reminder_text(incident: dict[str, Any], now: datetime) -> str:
 
 
 def digest_text(counts: dict[tuple[str, str], int], oldest: list[dict[str, Any]], now: datetime) -> str:
-    """The oldest open incidents first (each line starts with its id), then the open counts."""
     lines = [
         f"#{i['id']} [{_labels(i)}] {i['status']} for {_age(i['created_at'], now)}: "
         f"{_preview(i['description'], 80)}"
@@ -49,7 +44,6 @@ def digest_text(counts: dict[tuple[str, str], int], oldest: list[dict[str, Any]]
 
 
 def fold(texts: list[str]) -> str:
-    """A burst as one message: one line each, cut to Telegram's limit with a count of the rest."""
     lines = [_one_line(text) for text in texts]
     kept: list[str] = []
     size = 0

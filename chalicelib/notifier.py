@@ -1,10 +1,6 @@
 """Telling the group: the use cases behind the stream handler and the two schedules.
 
-Runs only after a change is stored (driven by the table's change stream or a schedule), never
-inside a request: the API, the alarm handlers and the webhook answer the same whether Telegram
-is up or not. Each notification is claimed in the outbox before it is sent and marked after, so
-a redelivered stream record or a retried batch never sends it twice; a failed send gives the
-claim back and raises, so that Lambda retries it.
+Outbox claims, budget and folding, and why: docs/notifications.md.
 """
 from __future__ import annotations
 
@@ -19,7 +15,7 @@ from chalicelib.incidents import OPEN_STATUSES, Source, Status
 from chalicelib.outbox import Outbox
 from chalicelib.store import Store, change_from_stream
 
-# Telegram allows about 20 messages a minute to one group; a burst is folded into one message.
+# Telegram's limit for one group.
 MESSAGES_PER_MINUTE = 20
 FOLD_OVER = 3
 MAX_REMINDERS_PER_RUN = 200
@@ -33,7 +29,7 @@ class Sender(Protocol):
 
 
 class OverBudget(Exception):
-    """The group had its share of messages this minute; Lambda retries the batch later."""
+    """This minute's budget is spent; Lambda retries the batch later."""
 
 
 @dataclass(frozen=True)
@@ -52,8 +48,7 @@ class Settings:
 
 def deliver_changes(store: Store, sender: Sender, settings: Settings,
                     records: Iterable[dict[str, Any]], now: datetime) -> int:
-    """Stream records -> messages about changes made outside the group. Returns how many
-    notifications were sent (folded ones count each)."""
+    """Returns how many notifications were sent (folded ones count each)."""
     if settings.chat_id is None:
         return 0
     messages = []
@@ -63,7 +58,7 @@ def deliver_changes(store: Store, sender: Sender, settings: Settings,
             continue
         incident_id, entry = change
         if entry["by"].startswith("telegram:"):
-            continue  # made in the group: the webhook's own answer told it already
+            continue  # the webhook's answer said it already
         incident = store.get_incident_item(incident_id)
         text = notifications.change_text(incident, entry) if incident else None
         if text:
@@ -72,8 +67,6 @@ def deliver_changes(store: Store, sender: Sender, settings: Settings,
 
 
 def send_reminders(store: Store, sender: Sender, settings: Settings, now: datetime) -> int:
-    """One message per incident still `new` after REMIND_NEW_AFTER_MIN, then every hour.
-    Reads only `new` incidents old enough to be due: bounded by open incidents."""
     outbox = Outbox(store)
     if settings.chat_id is None or _muted(outbox, settings.chat_id, now):
         return 0
@@ -89,7 +82,6 @@ def send_reminders(store: Store, sender: Sender, settings: Settings, now: dateti
 
 
 def send_digest(store: Store, sender: Sender, settings: Settings, now: datetime) -> int:
-    """Open counts by status and source and the oldest open incidents, once a day."""
     outbox = Outbox(store)
     if settings.chat_id is None or _muted(outbox, settings.chat_id, now):
         return 0
@@ -124,7 +116,7 @@ def _send(outbox: Outbox, sender: Sender, chat_id: str, messages: list[tuple[str
     if not burst and outbox.take_budget(chat_id, minute, len(claimed), MESSAGES_PER_MINUTE):
         _send_each(outbox, sender, chat_id, claimed)
     elif outbox.take_budget(chat_id, minute, 1, MESSAGES_PER_MINUTE):
-        # A burst, or a few that no longer fit this minute's budget: one message for all.
+        # a burst, or too many for this minute: fold
         _send_folded(outbox, sender, chat_id, claimed)
     else:
         _release(outbox, claimed)

@@ -1,17 +1,6 @@
-"""GET /stats and Telegram's /stats: open counts, what the window opened and resolved, and how
-long acknowledging and resolving took. Pure: the reads are in store_stats.py.
+"""GET /stats and Telegram's /stats figures. Pure: the reads are in store_stats.py.
 
-Definitions (the contract's "Stats", made precise):
-- open: incidents now `new` / `in_progress`, by status and by source;
-- opened: incidents created at or after `since`;
-- resolved: of those, the ones resolved or closed at least once (`resolved_at` is set on the first
-  move to `resolved` or `closed` and never changes, so a later reopen does not take it back);
-- time_to_acknowledge_s: `acknowledged_at - created_at` (first move out of `new`) over the incidents
-  opened in the window that have been acknowledged; time_to_resolve_s likewise with `resolved_at`.
-  So `resolved` is also how many durations time_to_resolve_s is taken over.
-- median: the middle duration (the mean of the two middle ones when their number is even);
-  p90: the nearest-rank 90th percentile (the smallest duration that at least 90 % of them do not
-  exceed). Seconds, to the millisecond; null when there is no duration to take them over.
+Exact definitions of each figure: docs/board-and-stats.md.
 """
 from __future__ import annotations
 
@@ -41,8 +30,7 @@ def parse_time(text: str) -> datetime:
 
 
 def since_from_query(params: Mapping[str, str] | None, now: datetime) -> datetime:
-    """`since` (ISO 8601; a time without an offset is UTC; a date alone is its midnight UTC),
-    default 7 days before `now`, at most 90 days before it. Anything else is InvalidInput."""
+    """Naive times are UTC; at most 90 days back; anything else raises InvalidInput."""
     params = params or {}
     unknown = sorted(set(params) - {"since"})
     if unknown:
@@ -69,8 +57,6 @@ def since_from_query(params: Mapping[str, str] | None, now: datetime) -> datetim
 
 def compute(open_items: Iterable[Mapping[str, Any]], window_items: Iterable[Mapping[str, Any]],
             since: datetime) -> dict[str, Any]:
-    """The /stats body from the open incidents (status, source) and the incidents created since
-    `since` (created_at, acknowledged_at, resolved_at)."""
     open_by_status = {str(s): 0 for s in OPEN_STATUSES}
     open_by_source = {str(s): 0 for s in Source}
     for item in open_items:
@@ -110,11 +96,8 @@ def _seconds(value: float) -> float | int:
     return int(rounded) if rounded == int(rounded) else rounded
 
 
-# --- Telegram's three lines ---
-
-
 def telegram_text(stats: Mapping[str, Any]) -> str:
-    """Three lines; none starts with `#<id>`, so a reply to them is not taken for an incident."""
+    """No line starts with `#<id>`, so a reply to them names no incident."""
     open_ = stats["open"]
     by_source = ", ".join(f"{source} {count}" for source, count in stats["open_by_source"].items())
     ack, res = stats["time_to_acknowledge_s"], stats["time_to_resolve_s"]

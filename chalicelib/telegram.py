@@ -1,22 +1,6 @@
-"""Telegram Bot API updates -> commands, and the texts of the bot's replies.
+"""Telegram updates -> commands, and the bot's reply texts. Pure: no I/O.
 
-Pure: no I/O. The webhook view calls `parse_update`, runs the command through the
-services and answers with `reply(...)` as the HTTP response body (a Bot API method call).
-
-Grammar, case-insensitive, in a chat from the allowed list:
-  [operator] text | [monitoring] text | [partner] text | /new text   create (Russian tags too)
-  #42 <status word> [note]                                           change status
-  <status word> [note], as a reply to the bot's message about #42    change status
-  /open                                                              list open incidents
-  #42 note <text> | #42 заметка <text>                               add a note
-  any other text, as a reply to the bot's message about #42          add a note
-  /stats                                                             the figures of the last 7 days
-  /mute 2h (30m, 1d … up to 7d) | /unmute                            quiet reminders and digest
-Everything else is ignored, with a reason for the log: edited messages (an edit must not
-create a second incident or repeat a change), channel posts (no sender, no one to answer),
-messages without text or caption (stickers, service messages), a tag or /new with nothing
-after it (no hint reply: the chat stays quiet), other update types, malformed updates.
-Descriptions and notes over the contract's limits are cut to fit rather than refused.
+Grammar, and what is ignored and why: docs/telegram.md.
 """
 from __future__ import annotations
 
@@ -139,9 +123,7 @@ _STATUS = re.compile(
     + r")(?!\w)(.*)",
     re.S | re.I,
 )
-# Every line of the bot's own messages that is about one incident starts like this
-# ("Incident #17 created: …", "#17 → resolved", "#17 [new] …"); ids inside a quoted
-# description never start a line because previews are flattened to one line.
+# Bot lines about one incident start so; previews are one line, so a quoted #id never does.
 _BOT_LINE_ID = re.compile(r"^(?:Incident )?#([0-9]{1,18})(?!\w)", re.M)
 _CHAT_ID = re.compile(r"-?[0-9]{1,20}")
 _NOTE_PUNCTUATION = ":,.;-–— \t\r\n"
@@ -154,7 +136,6 @@ def update_id_of(update: object) -> int | None:
 
 
 def chat_id_of(update: object) -> int | None:
-    """The chat an update came from, when it names one; for the log ("chat not allowed")."""
     if not isinstance(update, dict):
         return None
     for kind in ("message", "edited_message", "channel_post", "edited_channel_post"):
@@ -167,11 +148,7 @@ def chat_id_of(update: object) -> int | None:
 def parse_update(
     update: object, allowed_chat_ids: frozenset[int], *, bot_username: str | None = None
 ) -> Command:
-    """One webhook update -> the command it asks for; never raises.
-
-    `bot_username`, when known, lets the parser skip `/new@OtherBot` and replies to
-    other bots' messages; without it any bot's message counts as ours.
-    """
+    """Never raises; without `bot_username` a reply to any bot counts as one to us."""
     if not isinstance(update, dict) or update_id_of(update) is None:
         return Ignore(MALFORMED)
     if "message" not in update:
@@ -191,10 +168,8 @@ def parse_update(
 
 
 def _reason_for_non_message(update: dict[str, Any]) -> str:
-    # Editing a message must not create a second incident or repeat a status change.
     if "edited_message" in update or "edited_channel_post" in update:
         return EDITED
-    # Channels are one-way broadcasts with no sender to record and no one to reply to.
     if "channel_post" in update:
         return CHANNEL_POST
     return UNSUPPORTED
@@ -224,7 +199,7 @@ def _by(sender: dict[str, Any]) -> str | None:
 
 
 def _text_of(message: dict[str, Any]) -> str | None:
-    """The text, or a media caption; "" when there is neither; None when malformed."""
+    """Text or caption; "" when neither, None when malformed."""
     for field in ("text", "caption"):
         if field in message:
             value = message[field]
@@ -267,7 +242,6 @@ def _slash_command(text: str, context: Context, bot_username: str | None) -> Com
 
 
 def _mute(context: Context, rest: str) -> Command:
-    """`/mute` alone is one hour; `/mute 30m`, `2h`, `1d`; at most seven days."""
     match = _DURATION.fullmatch(rest.strip() or "1h")
     if match is None:
         return Ignore(BAD_DURATION)
@@ -319,7 +293,6 @@ def _status_change_by_reply(
 
 
 def _note(context: Context, incident_id: int, text: str) -> Command:
-    """`note <text>`, `заметка <text>`, or (replying to the bot) any text: the note is the text."""
     if word := _NOTE_WORD.match(text):
         text = word.group(1)
     note = text.lstrip(_NOTE_PUNCTUATION).strip()
@@ -344,7 +317,6 @@ def _sent_by_bot(message: dict[str, Any], bot_username: str | None) -> bool:
 
 
 def parse_allowed_chats(value: str) -> frozenset[int]:
-    """"-1001234, -1005678" -> {-1001234, -1005678}; an empty value allows no chat."""
     ids = set()
     for piece in value.split(","):
         piece = piece.strip()
@@ -360,7 +332,7 @@ def parse_allowed_chats(value: str) -> frozenset[int]:
 
 
 def reply(context: Context, text: str) -> dict[str, Any]:
-    """A sendMessage call answering the command's message, for the webhook response body."""
+    """A sendMessage call, sent back as the webhook's response body."""
     return {
         "method": "sendMessage",
         "chat_id": context.chat_id,
@@ -414,12 +386,11 @@ def open_list_text(incidents: list[dict[str, Any]]) -> str:
 
 
 def _tags(*tags: str | None) -> str:
-    """`in_progress, critical`: the tags that are set, in order (severity only when known)."""
     return ", ".join(tag for tag in tags if tag)
 
 
 def _preview(text: str, limit: int) -> str:
-    # One line, so a reply to the bot's message can't pick up an id from the description.
+    # One line: see _BOT_LINE_ID.
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[:limit] + "…"
 

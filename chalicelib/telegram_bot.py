@@ -1,7 +1,6 @@
-"""The Telegram webhook's use case: one update -> at most one service call -> the bot's answer.
+"""Telegram webhook: one update -> at most one service call -> the response body ({}: silent).
 
-The answer is the webhook's HTTP response body: a sendMessage call, or {} for "nothing to say".
-Storage failures (Unavailable) propagate, so the view answers 5xx and Telegram delivers again.
+Unavailable propagates: a 5xx makes Telegram redeliver. Why and how: docs/telegram.md.
 """
 from __future__ import annotations
 
@@ -31,8 +30,7 @@ class Settings:
 
     @classmethod
     def from_environment(cls) -> "Settings":
-        """TELEGRAM_ALLOWED_CHATS (comma-separated ids) and TELEGRAM_BOT_USERNAME;
-        a malformed chat list raises ValueError rather than silently serving no chat."""
+        """A malformed chat list raises ValueError rather than silently serving no chat."""
         username = os.environ.get("TELEGRAM_BOT_USERNAME", "").strip().lstrip("@")
         return cls(
             allowed_chats=telegram.parse_allowed_chats(os.environ.get("TELEGRAM_ALLOWED_CHATS", "")),
@@ -41,8 +39,7 @@ class Settings:
 
 
 def handle_body(store: Store, raw: bytes | None, settings: Settings) -> dict[str, Any]:
-    """A webhook request body -> the response body. Anything unreadable is answered with {}:
-    an error status would only make Telegram deliver the same bytes again and again."""
+    """Unreadable bodies get {}: an error status would only make Telegram redeliver them."""
     try:
         text = (raw or b"").decode("utf-8")
         check_json_limits(text, "update")
@@ -71,7 +68,7 @@ def handle_update(store: Store, update: object, settings: Settings) -> dict[str,
         logs.annotate(outcome="malformed" if command.reason == telegram.MALFORMED else "ignored",
                       reason=command.reason)
         return NOTHING
-    # The kind as fingerprint: an update_id spent on one kind of command never replays as another.
+    # Kind as fingerprint: an update_id never replays as another kind of command.
     once = services.OnceKey(f"telegram#{update_id}", type(command).__name__)
     try:
         text = _run(store, command, once)

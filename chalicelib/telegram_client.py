@@ -1,8 +1,6 @@
-"""The one way out to Telegram: `sendMessage` to a configurable Bot API base URL.
+"""The one way out to Telegram (`sendMessage`), used only by the notifier.
 
-Used only by the notifier (never by a request that a user waits on). One attempt per call,
-with a timeout; a 429 is retried once after Telegram's own `retry_after` when that is short,
-otherwise every failure raises SendFailed so that the caller (and Lambda) retry later.
+Failures raise SendFailed so Lambda retries; why and how: docs/notifications.md.
 """
 from __future__ import annotations
 
@@ -16,13 +14,11 @@ from typing import Any, Callable
 
 DEFAULT_API_URL = "https://api.telegram.org"
 TIMEOUT_SECONDS = 5.0
-# Waiting longer than this inside one invocation would hold the stream; Lambda's retry waits instead.
+# A longer wait would hold the stream; Lambda's retry waits instead.
 MAX_INLINE_RETRY_AFTER = 5
 
 
 class SendFailed(Exception):
-    """Telegram did not take the message; `retry_after` is its own hint, when it gave one."""
-
     def __init__(self, message: str, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
@@ -36,7 +32,6 @@ class BotApi:
 
     @classmethod
     def from_environment(cls, token: str) -> "BotApi":
-        """TELEGRAM_API_URL (tests and the local run point it at 127.0.0.1), TELEGRAM_TIMEOUT_SECONDS."""
         return cls(token=token, base_url=os.environ.get("TELEGRAM_API_URL") or DEFAULT_API_URL,
                    timeout=float(os.environ.get("TELEGRAM_TIMEOUT_SECONDS") or TIMEOUT_SECONDS))
 
@@ -66,13 +61,13 @@ class BotApi:
             retry_after = (answer.get("parameters") or {}).get("retry_after")
             raise SendFailed(f"{method}: HTTP {error.code} {answer.get('description', '')}".strip(),
                              retry_after if isinstance(retry_after, int) else None) from None
-        except (OSError, ValueError) as error:  # refused, timed out, reset, unreadable answer
+        except (OSError, ValueError) as error:  # network, or an unreadable answer
             raise SendFailed(f"{method}: {type(error).__name__}: {error}") from None
 
 
 @dataclass
 class Console:
-    """No bot token (a local run): each message is printed with its chat id instead."""
+    """No bot token (a local run): print instead."""
 
     write: Callable[[str], None] = print
 
@@ -81,8 +76,6 @@ class Console:
 
 
 def from_environment() -> BotApi | Console:
-    """The Bot API with the stage's bot token (TELEGRAM_BOT_TOKEN locally, the SSM parameter
-    TELEGRAM_BOT_TOKEN_PARAMETER in Lambda); without one, the console."""
     from chalicelib import secrets
 
     token = secrets.read(secrets.TELEGRAM_BOT_TOKEN).strip()
