@@ -1,20 +1,5 @@
-"""AWS clients through botocore alone: boto3's package is never imported here.
-
-`import boto3` costs about 150 ms of a cold start (boto3.session, and s3transfer through
-boto3.compat), and this service needs none of it: the store and the secrets use low-level
-clients, which botocore makes itself. The endpoint (`AWS_ENDPOINT_URL_DYNAMODB`,
-`AWS_ENDPOINT_URL`), the region and the credential chain are botocore's own, exactly as under
-`boto3.client(...)`.
-
-One botocore session per container, shared by every client: the endpoint data and the
-credentials are loaded once, so the SSM client a first request may need costs less after the
-DynamoDB one (or the other way round). Its data loader looks up only the services named in
-SERVICES: botocore's own lists all 400+ service directories of its data to check one name,
-about 17 ms of CPU per cold start (docs/cold-start.md).
-
-The DynamoDB type (de)serializers are boto3's own (`boto3/dynamodb/types.py`), run from the
-installed boto3 without running boto3's package `__init__` (see `dynamodb_types`).
-"""
+"""AWS clients through botocore alone (boto3's package is never imported): one session per
+container, whose data loader knows only SERVICES. Why (cold start): docs/cold-start.md."""
 from __future__ import annotations
 
 import builtins
@@ -37,14 +22,13 @@ _lock = threading.Lock()
 
 
 class _Loader(botocore.loaders.Loader):
-    """botocore's data loader, except that the services it knows are SERVICES (where their data
-    is installed) instead of every directory in botocore/data; loading is unchanged."""
+    """Lists SERVICES instead of every directory in botocore/data; loading is unchanged."""
 
     @botocore.loaders.instance_cache
     def list_available_services(self, type_name: str) -> list[str]:
         try:
             return sorted(name for name in SERVICES if self._has(name, type_name))
-        except Exception:  # a botocore that lays out its data otherwise: its own listing
+        except Exception:  # a botocore with another data layout: its own listing
             return super().list_available_services(type_name)
 
     def _has(self, service_name: str, type_name: str) -> bool:
@@ -59,7 +43,7 @@ class _Loader(botocore.loaders.Loader):
 
 @functools.lru_cache(maxsize=1)
 def session() -> Any:
-    """The container's botocore session, made on first use (never at import)."""
+    """Made on first use, never at import."""
     made = botocore.session.get_session()
     data_path = made.get_config_variable("data_path")  # AWS_DATA_PATH, as botocore reads it
     extra = [os.path.expanduser(os.path.expandvars(path))
@@ -69,21 +53,15 @@ def session() -> Any:
 
 
 def client(service_name: str, config: Any = None) -> Any:
-    """A low-level client of one of SERVICES; built in a lock because a botocore session is not
-    thread-safe while it loads its data (the concurrency tests build clients from threads)."""
+    """Locked: a botocore session is not thread-safe while it loads its data."""
     with _lock:
         return session().create_client(service_name, config=config)
 
 
 @functools.lru_cache(maxsize=1)
 def dynamodb_types() -> types.ModuleType:
-    """boto3's `boto3.dynamodb.types` (TypeSerializer, TypeDeserializer, Binary).
-
-    That module needs only `decimal` and `collections.abc`, but it takes the latter from
-    `boto3.compat`, whose import runs boto3's `__init__` (boto3.session, s3transfer). So its
-    code (boto3's cached bytecode) runs here with that one import answered by the standard
-    library. Where boto3 is imported already, or its file is not where it should be, this is
-    the ordinary import: never wrong, at worst slower."""
+    """`boto3.dynamodb.types`, run without boto3's `__init__` (its `boto3.compat` import answered
+    by the standard library); else the ordinary import: never wrong, at worst slower."""
     if "boto3" not in sys.modules:
         try:
             return _load_without_boto3_package()

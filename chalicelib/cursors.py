@@ -1,5 +1,4 @@
-"""Opaque, tamper-evident list cursors: the position plus the filters it was issued for, signed
-with the stage's own key, and checked for the shape of a real position before it is used."""
+"""Opaque list cursors: position and filters, signed with the stage's key (docs/security.md)."""
 from __future__ import annotations
 
 import base64
@@ -16,13 +15,11 @@ from chalicelib.incidents import InvalidInput
 
 MAX_CURSOR = 512  # characters; what the service issues is well under 200
 
-# The positions the service issues: a list page's last created_key, a history page's last entry.
 _MOMENT = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
 LIST_POSITION = re.compile(rf"{_MOMENT}#\d{{20}}")
 HISTORY_POSITION = re.compile(rf"history#{_MOMENT}(?:#\d{{1,6}})?")
 
-# Used only where no key is configured at all (neither CURSOR_SECRET nor CURSOR_SECRET_PARAMETER):
-# random per process, so no two runs, and nothing shipped in the package, share it.
+# Only when no key is configured at all: random per process, so nothing shipped signs cursors.
 _PROCESS_KEY = base64.urlsafe_b64encode(os.urandom(32)).decode("ascii")
 
 NOT_ISSUED = "cursor was not issued by this service; use next_cursor from a previous page"
@@ -34,8 +31,7 @@ def encode(position: str, filters: dict[str, Any]) -> str:
 
 
 def decode(cursor: str, filters: dict[str, Any], position: re.Pattern[str] | None = None) -> str:
-    """The position inside `cursor`; InvalidInput unless the service issued it for these filters
-    (and, with `position`, unless it has that shape)."""
+    """InvalidInput unless issued for these filters (and, with `position`, of that shape)."""
     if len(cursor) > MAX_CURSOR:
         raise InvalidInput(NOT_ISSUED)
     payload, _, signature = cursor.partition(".")
@@ -55,13 +51,12 @@ def decode(cursor: str, filters: dict[str, Any], position: re.Pattern[str] | Non
 
 
 def _keys() -> list[bytes]:
-    """The signing key first, then keys still accepted (comma-separated: rotation without
-    breaking the cursors clients hold)."""
+    """The signing key first, then keys still accepted (rotation)."""
     configured = [k.strip() for k in secrets.read(secrets.CURSOR_SECRET).split(",") if k.strip()]
     if configured:
         return [k.encode("utf-8") for k in configured]
     if secrets.parameter_name(secrets.CURSOR_SECRET):
-        # Named but empty: refuse to sign with anything guessable; the log says which parameter.
+        # Named but empty: never sign with anything guessable.
         raise secrets.SecretUnavailable("the cursor-signing key parameter is empty")
     return [_PROCESS_KEY.encode("ascii")]
 

@@ -1,12 +1,5 @@
-"""What the notifier remembers, in the incident table beside the incidents:
-
-  pk                      sk      what
-  sent#<notification>     sent    a notification claimed or sent (7-day TTL): never sent twice
-  rate#<chat>#<minute>    rate    messages sent to a chat in one minute (1-hour TTL)
-  mute#<chat>             mute    reminders and the digest stay quiet until `until`
-
-The only other module that knows DynamoDB; it shares the store's client and error translation.
-"""
+"""The notifier's items (sent#, rate#, mute#) in the incident table, through the store's client.
+Items: docs/table-design.md; why: docs/notifications.md."""
 from __future__ import annotations
 
 import time
@@ -18,7 +11,7 @@ from chalicelib.store import TTL_ATTRIBUTE, Store, _code, _deserialize, _transla
 
 SENT_TTL_SECONDS = 7 * 24 * 3600
 RATE_TTL_SECONDS = 3600
-# A claim whose sender died mid-send is taken over after this long, so nothing stays unsent.
+# A claim whose sender died mid-send is taken over after this long.
 CLAIM_LEASE_SECONDS = 60
 
 
@@ -29,8 +22,7 @@ class Outbox:
 
     @_translating_errors
     def claim(self, key: str, now: float | None = None) -> bool:
-        """True when this caller may send notification `key`: nobody sent it, and nobody is
-        sending it right now."""
+        """True when nobody sent `key` and nobody is sending it now."""
         now = time.time() if now is None else now
         return _applied(lambda: self._client.put_item(
             TableName=self._table,
@@ -57,7 +49,7 @@ class Outbox:
 
     @_translating_errors
     def take_budget(self, chat_id: str, minute: int, wanted: int, limit: int) -> bool:
-        """Reserve `wanted` messages to `chat_id` in `minute` if the chat's budget allows."""
+        """Reserves `wanted` messages in the chat's `minute` if they fit."""
         now = int(time.time())
         return _applied(lambda: self._client.update_item(
             TableName=self._table, Key=_values({"pk": f"rate#{chat_id}#{minute}", "sk": "rate"}),
@@ -87,7 +79,7 @@ class Outbox:
 
 
 def _applied(write: Callable[[], Any]) -> bool:
-    """True when a conditional write applied; False when its condition refused it."""
+    """False when its condition refused the write."""
     try:
         write()
     except ClientError as error:

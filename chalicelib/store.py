@@ -1,23 +1,5 @@
 """The only module that knows DynamoDB: the table definition, reads and conditional writes.
-
-One table, keyed by `pk` (the item collection) and `sk` (what the item is):
-
-  pk                 sk                      what
-  incident#<id>      incident                the incident (the only items with `status`, so every
-                                             index is sparse: it holds incidents and nothing else)
-  incident#<id>      history#<at>            one history entry; written in the same transaction as
-                                             the change it records, so nothing grows inside an item
-  counter#incident   counter                 the atomic id counter
-  dedup#<key>        dedup                   who owns a dedup_key, and the state-change time of the
-                                             last alarm event applied for it
-  once#<key>         once                    a processed Idempotency-Key or event id (24 h TTL)
-
-Three indexes, so that every list filter is one Query per partition read, newest first:
-  by_status         status            / created_key            ?status=
-  by_source         source            / created_key            ?source=, and no filter (3 sources)
-  by_status_source  status            / source_created         ?status=&source=
-`created_key` is "<created_at>#<zero-padded id>"; `source_created` is "<source>#<created_key>".
-Both are written once, at creation; a status change rewrites only `status`.
+Items, indexes and why: docs/table-design.md.
 """
 from __future__ import annotations
 
@@ -73,7 +55,7 @@ TABLE_DEFINITION: dict[str, Any] = {
         _index(CREATED_INDEX, "listed", "created_key"),
     ],
     "BillingMode": "PAY_PER_REQUEST",
-    # Notifications are driven by the change stream: every history entry is one INSERT.
+    # The notifier's trigger: one INSERT per history entry (docs/notifications.md).
     "StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
 }
 
@@ -92,8 +74,7 @@ _UNAVAILABLE_CODES = {
     "ResourceNotFoundException",
     "TransactionConflictException",
 }
-# What a request can still cause although every value was validated: an item or a transaction
-# over DynamoDB's size limits, an expression over its operand limits.
+# Possible despite validation: an item, transaction or expression over a DynamoDB limit.
 _LIMIT_CODES = {"ValidationException", "ItemCollectionSizeLimitExceededException"}
 _COUNTER_KEY = {"pk": "counter#incident", "sk": "counter"}
 _serialize = aws.dynamodb_types().TypeSerializer().serialize
@@ -103,7 +84,7 @@ T = TypeVar("T")
 
 
 def create_table(client: Any, name: str) -> None:
-    """Create the table (and its TTL) from TABLE_DEFINITION; the local run and the tests use it."""
+    """With its TTL; for the local run and the tests."""
     client.create_table(TableName=name, **TABLE_DEFINITION)
     client.get_waiter("table_exists").wait(TableName=name)
     client.update_time_to_live(
@@ -116,15 +97,15 @@ def create_table(client: Any, name: str) -> None:
 
 
 class DedupKeyTaken(Exception):
-    """Another incident claimed the dedup_key between our read and our write."""
+    """Another incident claimed the dedup_key since we read it."""
 
 
 class StaleEvent(Exception):
-    """An alarm event not newer than the last one applied for that alarm."""
+    """The alarm event is not newer than the last one applied."""
 
 
 class AlreadyDone(Exception):
-    """The once-key was recorded already; `record` is what was stored with it."""
+    """`record` is what was stored with the once-key."""
 
     def __init__(self, record: dict[str, Any]) -> None:
         super().__init__("once-key recorded already")
@@ -132,8 +113,7 @@ class AlreadyDone(Exception):
 
 
 class ConditionFailed(Exception):
-    """A conditional write to an incident did not apply; `item` is the incident as it was
-    (None: no such incident), without its history."""
+    """`item`: the incident as it was, without history (None: no such incident)."""
 
     def __init__(self, item: dict[str, Any] | None) -> None:
         super().__init__("condition failed")
@@ -142,9 +122,8 @@ class ConditionFailed(Exception):
 
 @dataclass(frozen=True)
 class Once:
-    """Makes a write happen at most once per key: stored in the same transaction as the write.
-    `body` is the incident the first response showed, without its history (rebuilt on replay
-    from the entries up to `body["history_upto"]`, which never change), so the record stays small."""
+    """At most once per key: stored in the write's own transaction. `body` omits the history
+    (rebuilt on replay from the entries up to `body["history_upto"]`) to stay small."""
 
     key: str
     fingerprint: str
@@ -173,7 +152,7 @@ class DedupRecord:
 
 @dataclass(frozen=True)
 class AlarmMark:
-    """Applies a write only if this alarm event is newer than the last applied one, and records it."""
+    """Applies the write only if this alarm event is newer than the last applied one."""
 
     dedup_key: str
     at: str
@@ -181,16 +160,13 @@ class AlarmMark:
 
 @dataclass
 class _Op:
-    """One item of a transaction, and what its refused condition means."""
-
     kind: str  # Put, Update, ConditionCheck
     params: dict[str, Any]
     refused: Callable[[dict[str, Any] | None], Exception]
 
 
 def _translating_errors(method: Callable[..., T]) -> Callable[..., T]:
-    """Throttling past botocore's retries, or no answer at all, becomes the domain's Unavailable;
-    a DynamoDB limit the request hit becomes LimitExceeded (a 4xx, never a 500)."""
+    """Throttled past retries or no answer: Unavailable; a DynamoDB limit: LimitExceeded (4xx)."""
 
     @functools.wraps(method)
     def wrapper(*args: Any, **kwargs: Any) -> T:
@@ -217,9 +193,7 @@ class Store:
 
     @classmethod
     def from_environment(cls) -> "Store":
-        """Table from TABLE_NAME; endpoint and credentials from botocore's own chain
-        (AWS_ENDPOINT_URL_DYNAMODB points it at a local server). A botocore client, not
-        boto3's: see chalicelib/aws.py."""
+        """Endpoint and credentials from botocore's chain (AWS_ENDPOINT_URL_DYNAMODB: local)."""
         return cls(aws.client("dynamodb", BOTO_CONFIG), os.environ["TABLE_NAME"])
 
     # --- reads ---
@@ -231,8 +205,7 @@ class Store:
 
     @_translating_errors
     def get_incident(self, incident_id: int, history: int = 100) -> dict[str, Any] | None:
-        """The incident with its `history` newest entries (oldest first), in one Query: the
-        incident item sorts after its entries, so a descending read starts with it."""
+        """With its `history` newest entries, oldest first: one Query (the incident sorts after)."""
         items = self._query_items({
             "KeyConditionExpression": "pk = :pk AND sk <= :incident",
             "ExpressionAttributeValues": _values({":pk": _incident_pk(incident_id),
@@ -248,7 +221,6 @@ class Store:
 
     @_translating_errors
     def get_incident_item(self, incident_id: int) -> dict[str, Any] | None:
-        """The incident without its history: one GetItem."""
         response = self._client.get_item(
             TableName=self.table_name, Key=_key(_incident_key(incident_id)), ConsistentRead=True
         )
@@ -257,8 +229,7 @@ class Store:
 
     @_translating_errors
     def history_page(self, incident_id: int, after: str | None, count: int) -> list[dict[str, Any]]:
-        """Up to `count` history entries, oldest first, after the entry whose key is `after`.
-        Each entry carries its own `key` (the position a cursor holds)."""
+        """Oldest first, after key `after`; each entry carries its `key` (a cursor position)."""
         params: dict[str, Any] = {
             "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
             "ExpressionAttributeValues": _values({":pk": _incident_pk(incident_id),
@@ -272,9 +243,8 @@ class Store:
 
     @_translating_errors
     def history_upto(self, incident_id: int, last_at: str, count: int) -> list[dict[str, Any]]:
-        """The `count` entries up to and including the one made at `last_at`, oldest first
-        (entries never change, so this is the history a response showed when it was the newest)."""
-        # "~" sorts after the "#n" suffixes the migration gave entries sharing one millisecond.
+        """The `count` entries up to the one at `last_at`, oldest first (as a response showed)."""
+        # "~" sorts after the migration's "#n" suffixes (entries sharing a millisecond).
         items = self._query_items({
             "KeyConditionExpression": "pk = :pk AND sk BETWEEN :first AND :last",
             "ExpressionAttributeValues": _values({":pk": _incident_pk(incident_id),
@@ -310,11 +280,7 @@ class Store:
     def newest(
         self, *, statuses: list[str] | None, source: str | None, before_key: str | None, count: int
     ) -> list[dict[str, Any]]:
-        """Up to `count` incidents, newest first, created before `before_key` (a created_key).
-
-        One Query per partition the filters name, each reading at most `count` items, merged by
-        created_key; a partition is read further only when the merge reaches the end of what it
-        returned (a 1 MB page). Never a filter expression: nothing is read that is not returned."""
+        """Newest first, below `before_key`: one Query per partition, merged; no filter."""
         partitions = [
             self._newest_in(partition, before_key, count)
             for partition in _partitions(statuses, source)
@@ -329,7 +295,6 @@ class Store:
         condition = "#hash = :hash"
         start = None
         if partition.prefix:
-            # One source's run within the status; a cursor continues after the incident it names.
             values[":prefix"] = partition.prefix
             condition += " AND begins_with(#range, :prefix)"
             if before_key is not None:
@@ -353,7 +318,6 @@ class Store:
 
     @_translating_errors
     def oldest(self, *, statuses: list[str], count: int) -> list[dict[str, Any]]:
-        """Up to `count` incidents of these statuses, oldest first: one Query per status."""
         partitions = [
             self._query_pages({
                 "IndexName": STATUS_INDEX,
@@ -368,8 +332,7 @@ class Store:
 
     @_translating_errors
     def count(self, status: str, source: str | None = None) -> int:
-        """How many incidents have this status (and source): Select=COUNT reads that partition
-        (or that source's run within it) and returns no item."""
+        """Select=COUNT: reads the partition (or the source's run in it), returns no item."""
         params: dict[str, Any] = {
             "TableName": self.table_name,
             "IndexName": STATUS_INDEX,
@@ -394,8 +357,7 @@ class Store:
         return list(self._query_pages(params, count))
 
     def _query_pages(self, params: dict[str, Any], count: int) -> Iterator[dict[str, Any]]:
-        """Items of a Query, at most `count` read in all; a further call only when DynamoDB
-        cut a page at 1 MB."""
+        """At most `count` items read; a further call only when DynamoDB cut a page at 1 MB."""
         params = {"TableName": self.table_name, **params}
         remaining = count
         while remaining > 0:
@@ -429,9 +391,7 @@ class Store:
         once: Once | None = None,
         alarm: AlarmMark | None = None,
     ) -> None:
-        """Put a new incident and its first history entry; with a dedup_key, claim it, all in
-        one transaction. Taking the key over from `replaces_dedup_owner` (resolved or closed)
-        also marks that incident, so it can no longer be reopened while this one holds the key."""
+        """One transaction; taking the key over marks `replaces_dedup_owner`: it cannot reopen."""
         (entry,) = incident["history"]
         ops = [
             _Op("Put", {"Item": _item_from_incident(incident),
@@ -454,9 +414,8 @@ class Store:
         expected_version: int | None = None, alarm: AlarmMark | None = None,
         severity: tuple[str, list[str]] | None = None,
     ) -> bool:
-        """Count one more report on an open incident owning dedup_key; False when it is no
-        longer open (or no longer at `expected_version`). `severity` (the new one, and the ones
-        below it) also raises the incident's severity, and refuses when it is not below."""
+        """False when no longer open or at `expected_version`. `severity` = (raised, the ones
+        below it): refused unless the current one is absent or below."""
         condition = "#status IN (:new, :in_progress) AND dedup_key = :key"
         values: dict[str, Any] = {":one": 1, ":at": at, ":new": "new",
                                   ":in_progress": "in_progress", ":key": dedup_key}
@@ -464,7 +423,6 @@ class Store:
             condition += " AND version = :version"
             values[":version"] = expected_version
         sets = "SET occurrences = occurrences + :one, updated_at = :at, version = version + :one"
-        # --- severity raise (issue 17) ---
         if severity is not None:
             raised, below = severity
             condition += " AND (attribute_not_exists(#severity)"
@@ -502,10 +460,7 @@ class Store:
         once: Once | None = None,
         alarm: AlarmMark | None = None,
     ) -> None:
-        """One transaction: the incident moves to entry["status"] only from `from_statuses`
-        (and a matching version, and while the entry is newer than its last one), and the entry
-        is stored beside it. Raises ConditionFailed carrying the incident as it was, so the caller
-        can tell why without reading it first."""
+        """ConditionFailed carries the incident as it was: the caller tells why without a read."""
         values: dict[str, Any] = {":to": entry["status"], ":at": entry["at"], ":one": 1}
         condition = f"#status IN ({_placeholders(values, 'from', from_statuses)})"
         condition += " AND last_entry_at < :at"
@@ -541,9 +496,7 @@ class Store:
     @_translating_errors
     def add_note(self, incident_id: int, entry: dict[str, Any], *,
                  expected_versions: list[int] | None = None, once: Once | None = None) -> None:
-        """A comment without a status change, in one transaction: the entry (whose status is the
-        incident's current one, as read by the caller) and the incident's bookkeeping, only while
-        the incident still has that status. Raises ConditionFailed with the incident as it was."""
+        """Only while the incident has entry["status"]; else ConditionFailed (as it was)."""
         values: dict[str, Any] = {":status": entry["status"], ":at": entry["at"], ":one": 1}
         condition = "attribute_exists(pk) AND #status = :status AND last_entry_at < :at"
         if expected_versions is not None:
@@ -557,7 +510,7 @@ class Store:
                 "ExpressionAttributeNames": {"#status": "status"},
                 "ExpressionAttributeValues": _values(values),
             }, lambda old: ConditionFailed(old)),
-            # `kind` stays in the stored entry only: the notifier tells a note from a change by it.
+            # Stored only: the notifier tells a note from a change by `kind`.
             self._entry_put(incident_id, {**entry, "kind": "note"}),
         ]
         if once is not None:
@@ -569,8 +522,8 @@ class Store:
         self, incident_id: int, entry: dict[str, Any], *, dedup_key: str, successor: int,
         holder: int, expected_versions: list[int] | None, once: Once | None = None,
     ) -> None:
-        """Reopen an incident whose dedup_key passed to `successor` and is now held by `holder`,
-        neither of them open: the key comes back to it, and `holder` is marked in its turn."""
+        """The key, passed on to `successor` and held by `holder` (neither open), comes back;
+        `holder` is marked in its turn."""
         values: dict[str, Any] = {":to": entry["status"], ":at": entry["at"], ":one": 1,
                                   ":resolved": "resolved", ":successor": successor}
         condition = ("#status = :resolved AND last_entry_at < :at "
@@ -597,14 +550,13 @@ class Store:
 
     @_translating_errors
     def mark_alarm(self, alarm: AlarmMark) -> None:
-        """Record an applied alarm event that changed no incident (an OK with nothing open), so
-        that an older event delivered later is recognised as stale."""
+        """An event that changed nothing (OK, nothing open): an older one later is stale."""
         self._transact([self._alarm_mark(alarm, owner=None)])
 
     # --- transaction items ---
 
     def _entry_put(self, incident_id: int, entry: dict[str, Any]) -> _Op:
-        # Unconditional: the incident's own condition (last_entry_at < at) already makes the key new.
+        # Unconditional: the incident's `last_entry_at < :at` already makes the key new.
         return _Op("Put", {
             "Item": {"pk": _incident_pk(incident_id), "sk": ENTRY_PREFIX + entry["at"], "entry": entry},
         }, lambda old: ConditionFailed(None))
@@ -662,8 +614,7 @@ class Store:
         }, lambda old: AlreadyDone(_once_from_item(old or {})))
 
     def _transact(self, ops: list[_Op]) -> None:
-        """One write: a single conditional call when there is one item, else one transaction.
-        A refused condition raises what that item's `refused` makes of the item as it was."""
+        """One call for one item, else a transaction; a refusal raises that item's `refused`."""
         if len(ops) == 1:
             self._write_single(ops[0])
             return
@@ -704,8 +655,7 @@ class Store:
 
 
 def change_from_stream(record: dict[str, Any]) -> tuple[int, dict[str, Any]] | None:
-    """A stream record that adds a history entry -> (incident id, entry); None for any other
-    record (incident items, dedup, once and bookkeeping items, modifications, TTL deletions)."""
+    """(incident id, entry) for an INSERT of a history entry; None for any other record."""
     if record.get("eventName") != "INSERT":
         return None
     image = (record.get("dynamodb") or {}).get("NewImage") or {}
@@ -746,12 +696,11 @@ def _partitions(statuses: list[str] | None, source: str | None) -> list[_Partiti
 
 
 def _id_of(created_key_: str) -> int:
-    """The incident id at the end of a created_key ("<created_at>#<zero-padded id>")."""
     return int(created_key_.rsplit("#", 1)[1])
 
 
 def _placeholders(values: dict[str, Any], prefix: str, items: list[Any]) -> str:
-    """`:prefix0, :prefix1, …` for an IN (...) list, each bound to its item in `values`."""
+    """`:prefix0, :prefix1, …` for IN (...), each bound in `values`."""
     names = [f":{prefix}{i}" for i in range(len(items))]
     values.update(zip(names, items))
     return ", ".join(names)
@@ -847,15 +796,11 @@ def _once_from_item(item: dict[str, Any]) -> dict[str, Any]:
 
 @functools.lru_cache(maxsize=1)
 def default_store() -> Store:
-    """Built on first use, not at import, so a cold start pays for the client only when a
-    request needs it; then kept for the container's life (its connections too)."""
+    """Built on first use, not at import (cold start), then kept for the container's life."""
     return Store.from_environment()
 
 
-# SnapStart (the prod stage, docs/cold-start.md): Lambda snapshots the process after this import,
-# so the client built now (service model, endpoint rules, the credential provider, which
-# refreshes its own credentials) is restored ready instead of built on the first request.
-# No request is made and no secret is read here: nothing time- or connection-bound is frozen.
+# SnapStart (docs/cold-start.md): the snapshot holds the client ready. No request, no secret here.
 if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == "snap-start":
     try:
         default_store()
