@@ -1,17 +1,7 @@
-"""What the service counts, as CloudWatch Embedded Metric Format (EMF) lines on stdout, and the
-log line that tells each event.
+"""Metrics as CloudWatch EMF lines on stdout, and the log line of each incident event.
 
-The functions below are the hooks services.py, store.py, telegram_bot.py and app.py call, one
-line each: `incident_opened(incident)`, `status_changed(incident, by)`, … . Each one counts in
-the stage's namespace (METRICS_NAMESPACE, e.g. `Incidents/prod`), adds its fields to the
-summary line of the request or record being handled (chalicelib/logs.py) and, for the events
-an incident's story is made of, logs one line with the incident's id.
-
-Dimensions are low-cardinality on purpose (a source, a status, an outcome, a status class):
-never an incident id, a chat id or a user, which go into the log lines instead.
-
-Inside `batch()` (one HTTP request, one event invocation) the values are buffered and written
-as few EMF documents at its end; outside one, each is written at once.
+Dimensions stay low-cardinality: ids and people go into log lines, never into a dimension.
+Why and how: docs/operations.md (Metrics).
 """
 from __future__ import annotations
 
@@ -34,7 +24,7 @@ DEFAULT_NAMESPACE = "Incidents/local"
 COUNT, SECONDS, MILLISECONDS = "Count", "Seconds", "Milliseconds"
 MAX_VALUES_PER_METRIC = 100  # EMF: an array of values holds at most 100
 
-# (name, value, unit, dimensions as sorted (key, value) pairs, dimension sets)
+# name, value, unit, sorted (key, value) dimensions, dimension sets
 _Point = tuple[str, float, str, tuple[tuple[str, str], ...], tuple[tuple[str, ...], ...]]
 _buffer: contextvars.ContextVar[list[_Point] | None] = contextvars.ContextVar("metrics", default=None)
 
@@ -45,13 +35,9 @@ def namespace() -> str:
     return os.environ.get("METRICS_NAMESPACE") or DEFAULT_NAMESPACE
 
 
-# --- the EMF writer ---
-
-
 def put(name: str, value: float = 1, unit: str = COUNT, *,
         dimension_sets: tuple[tuple[str, ...], ...] | None = None, **dimensions: str) -> None:
-    """One value of a metric. `dimension_sets` (default: all the dimensions together) lets one
-    value count under several views, e.g. StatusChanges by Status and, separately, by Via."""
+    """`dimension_sets` (default: all dimensions as one) counts a value under several views."""
     dims = tuple(sorted((k, str(v)) for k, v in dimensions.items()))
     sets = dimension_sets if dimension_sets is not None else (tuple(k for k, _ in dims),)
     point: _Point = (name, float(value), unit, dims, sets)
@@ -64,7 +50,7 @@ def put(name: str, value: float = 1, unit: str = COUNT, *,
 
 @contextlib.contextmanager
 def batch() -> Iterator[None]:
-    """Buffers what is put inside and writes it when the block ends (even when it raises)."""
+    """Buffers what is put inside; writes it at the end, even when the block raises."""
     points: list[_Point] = []
     token = _buffer.set(points)
     try:
@@ -75,8 +61,7 @@ def batch() -> Iterator[None]:
 
 
 def documents(points: list[_Point]) -> list[dict[str, Any]]:
-    """Points -> EMF documents: one per distinct set of dimension values, each metric listed
-    once with its values (a number, or an array when it was put more than once)."""
+    """One EMF document per distinct set of dimension values; a metric put twice gets an array."""
     groups: dict[tuple, dict[str, Any]] = {}
     for name, value, unit, dims, sets in points:
         group = groups.setdefault((dims, sets), {"units": {}, "values": {}})
@@ -113,9 +98,6 @@ def _write(points: list[_Point]) -> None:
     sys.stdout.flush()
 
 
-# --- incidents: the hooks services.py calls ---
-
-
 def incident_opened(incident: dict[str, Any]) -> None:
     put("IncidentsOpened", Source=str(incident["source"]))
     logs.annotate(incident_id=incident["id"], outcome="created")
@@ -132,9 +114,8 @@ def occurrence_absorbed(incident: dict[str, Any]) -> None:
 
 
 def status_changed(incident: dict[str, Any], by: str, at: str | None = None) -> None:
-    """After a status change made at `at` was written. TimeToAcknowledge: when this change was
-    the incident's first move out of `new`; TimeToResolve: when it was its first move to
-    `resolved` or `closed` (the store stamps both moments); both from `created_at`."""
+    """TimeToAcknowledge/TimeToResolve only when `at` is the store's stamp of the first move
+    out of `new` / to `resolved` or `closed`."""
     status = str(incident["status"])
     put("StatusChanges", dimension_sets=(("Status",), ("Via",)), Status=status, Via=via(by))
     age = _seconds_since(incident.get("created_at"), at or incident.get("updated_at"))
@@ -149,13 +130,12 @@ def status_changed(incident: dict[str, Any], by: str, at: str | None = None) -> 
 
 
 def replayed() -> None:
-    """A repeat of something already done (Idempotency-Key, SNS MessageId, EventBridge id,
-    Telegram update_id): answered as the first time, nothing written."""
+    """A repeat (Idempotency-Key, SNS MessageId, EventBridge id, update_id): nothing written."""
     logs.annotate_outcome("duplicate")
 
 
 def via(by: str) -> str:
-    """`api`, `cloudwatch` or `telegram`: the channel, never the person."""
+    """The channel, never the person: it is a dimension."""
     channel = str(by).split(":", 1)[0]
     return channel if channel in ("api", "cloudwatch", "telegram") else "other"
 
@@ -166,7 +146,6 @@ def _by(incident: dict[str, Any]) -> str | None:
 
 
 def _status_before(incident: dict[str, Any], at: str | None) -> str | None:
-    """The status the entry made at `at` moved from, as the incident's history shows it."""
     history = incident.get("history") or []
     for before, entry in zip(history, history[1:]):
         if entry["at"] == at:
@@ -183,8 +162,6 @@ def _seconds_since(start: Any, end: Any) -> float | None:
     return round(max(0.0, (ended - began).total_seconds()), 3)
 
 
-# --- alarm events ---
-
 ALARM_OUTCOMES = ("applied", "duplicate", "stale", "ignored", "malformed", "failed")
 
 
@@ -193,15 +170,13 @@ def alarm_event(state: str, outcome: str) -> None:
 
 
 def alarm_record_skipped(error: Exception) -> None:
-    """A record the handler dropped: counted here unless alarm_record already counted it
-    (a record that could not even be parsed never reached it)."""
+    """Counts a dropped record unless alarm_record did (an unparseable one never reached it)."""
     if not getattr(error, "_alarm_counted", False):
         alarm_event("UNKNOWN", "malformed")
 
 
 def alarm_record(ingest: Callable[..., T]) -> Callable[..., T]:
-    """Decorates services.ingest_cloudwatch (one call per SNS record or EventBridge event):
-    one summary line and one AlarmEvents value per record, whatever happens to it."""
+    """Wraps services.ingest_cloudwatch: one summary line and AlarmEvents per record, always."""
 
     @functools.wraps(ingest)
     def wrapper(store: Any, parsed: Any, event_key: str, *args: Any, **kwargs: Any) -> T:
@@ -235,9 +210,6 @@ def alarm_record(ingest: Callable[..., T]) -> Callable[..., T]:
     return wrapper
 
 
-# --- Telegram, HTTP, the store ---
-
-
 def telegram_update(outcome: str) -> None:
     put("TelegramUpdates", Outcome=outcome)
 
@@ -256,8 +228,7 @@ def store_unavailable() -> None:
 
 
 def count_store_retries(client: Any) -> None:
-    """Registers on a boto3 client: every retry of a DynamoDB call counts one StoreRetries
-    (botocore builds the request anew for each attempt; its context knows the attempt)."""
+    """On request-created: botocore builds the request anew per attempt; its context knows which."""
     client.meta.events.register("request-created.dynamodb", _on_request_created,
                                 unique_id="incidents-store-retries")
 
@@ -269,8 +240,7 @@ def _on_request_created(request: Any = None, **_: Any) -> None:
 
 
 def counting_unavailable(method: Callable[..., T]) -> Callable[..., T]:
-    """Wraps the store's error translation: each store call that gives up (the domain's
-    Unavailable) counts one StoreUnavailable, once however deep it was raised."""
+    """Counts each store call that gives up (Unavailable) once, however deep it was raised."""
 
     @functools.wraps(method)
     def wrapper(*args: Any, **kwargs: Any) -> T:
@@ -291,14 +261,12 @@ OPEN_STATUSES = ("new", "in_progress")
 
 
 def report_open_incidents(store: Any) -> dict[str, int]:
-    """The scheduled gauge: count each open status on the status index and put OpenIncidents."""
     counts = {status: store.count(status) for status in OPEN_STATUSES}
     open_incidents(counts)
     return counts
 
 
 def open_incidents(counts: dict[str, int]) -> None:
-    """The gauge the dashboard's "open now" shows: how many incidents each open status has."""
     for status, count in counts.items():
         put("OpenIncidents", count, Status=status)
     logger.info("open incidents", extra={f"open_{status}": count for status, count in counts.items()})

@@ -1,15 +1,7 @@
-"""Puts structured logs, metrics and request ids around every function of the app.
+"""Logs, metrics and request ids around every function of the app (what: docs/operations.md).
 
-    app = Chalice(app_name="incidents", configure_logs=False)
-    observability.install(app)     # before any other middleware: it must see their answers too
-
-- every HTTP request: the invocation's ids on each line logged while it runs, one summary line
-  at its end (route, status, latency, and what the handlers annotated: incident id, outcome…),
-  `X-Request-Id` on the response, RequestErrors for 4xx/5xx, TelegramUpdates for the webhook,
-  and the request's EMF values written together;
-- every event invocation (SNS, EventBridge, schedule): the same ids, one line at its end;
-  each record within it gets its own summary line from metrics.alarm_record.
-No Chalice import here: the middleware receives Chalice's objects and only reads them.
+install(app) before any other middleware, so it sees their answers too (configure_logs=False).
+No Chalice import: it only reads the objects it is given.
 """
 from __future__ import annotations
 
@@ -88,7 +80,7 @@ def event_middleware(event: Any, get_response: Callable[[Any], Any]) -> Any:
 
 
 def _as_id(value: Any) -> Any:
-    """The path's incident id when it is one (any text may arrive there: `²`, `-1`, `٣`)."""
+    """None unless an id: any text may arrive there (`²`, `-1`, `٣`)."""
     text = str(value)
     return int(text) if text.isascii() and text.isdigit() and len(text) < 19 else None
 

@@ -1,21 +1,5 @@
-"""Secrets (API keys, the Telegram secret token, the cursor-signing key): where each stage
-reads them from, and what happens when that fails.
-
-A secret's value is, in this order:
-  1. the plain environment variable (`API_KEYS`, `TELEGRAM_SECRET_TOKEN`, `CURSOR_SECRET`) when it
-     is set and not empty: local runs and tests;
-  2. otherwise the SSM Parameter Store SecureString named by `*_PARAMETER`
-     (`API_KEYS_PARAMETER=/incidents/prod/api-keys`): Lambda, where config.json names the
-     parameter and never holds the value;
-  3. otherwise "" — which the callers treat as "nothing configured", i.e. no access.
-
-A parameter that SSM says is missing, or that is empty, also yields "" (no access, 401). A value
-read is kept for CACHE_SECONDS per container, so a rotated or revoked key takes effect within
-that time without a redeploy. When a refresh fails (throttled, SSM down, no permission) the last
-good value keeps being served and the failure is logged; the read is tried again after
-RETRY_SECONDS, not on every request. A parameter that could never be read raises
-SecretUnavailable (the API answers 503 with Retry-After, never a misleading 401), and is tried
-again after UNREAD_RETRY_SECONDS.
+"""Secrets: the plain variable when non-blank (local, tests), else the SSM SecureString its
+`*_PARAMETER` names (Lambda), else "" (no access). Caching and failures: docs/security.md.
 """
 from __future__ import annotations
 
@@ -36,7 +20,7 @@ CACHE_SECONDS = 300.0
 RETRY_SECONDS = 10.0
 UNREAD_RETRY_SECONDS = 1.0
 
-# A slow SSM must not hold a request for long: one quick retry, then the last good value (or 503).
+# A slow SSM must not hold a request: one quick retry, then the last good value (or 503).
 SSM_CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 2},
     connect_timeout=2,
@@ -55,28 +39,27 @@ class Secret:
 API_KEYS = Secret("API_KEYS", "API_KEYS_PARAMETER")
 TELEGRAM_SECRET = Secret("TELEGRAM_SECRET_TOKEN", "TELEGRAM_SECRET_PARAMETER")
 TELEGRAM_BOT_TOKEN = Secret("TELEGRAM_BOT_TOKEN", "TELEGRAM_BOT_TOKEN_PARAMETER")
-# PagerDuty Events API v2 routing keys accepted by POST /v2/enqueue (comma-separated).
+# PagerDuty routing keys for POST /v2/enqueue.
 INTEGRATION_KEYS = Secret("INTEGRATION_KEYS", "INTEGRATION_KEYS_PARAMETER")
 CURSOR_SECRET = Secret("CURSOR_SECRET", "CURSOR_SECRET_PARAMETER")
 
 
 class SecretUnavailable(Exception):
-    """A secret's parameter has never been read successfully in this container."""
+    """Its parameter was never read in this container: 503, not a misleading 401."""
 
 
 @dataclass(frozen=True)
 class _Cached:
     value: str | None  # None: never read successfully
-    fresh_until: float  # monotonic; past it the next read asks SSM again
+    fresh_until: float  # monotonic
 
 
-_cache: dict[str, _Cached] = {}  # parameter name -> what was read last
+_cache: dict[str, _Cached] = {}
 _lock = threading.Lock()
 
 
 def read(secret: Secret) -> str:
-    """The secret's value, or "" when none is configured; SecretUnavailable when its parameter
-    has never been readable."""
+    """Empty when none is configured; SecretUnavailable when its parameter was never readable."""
     value = os.environ.get(secret.value_variable, "")
     if value.strip():
         return value
@@ -87,12 +70,11 @@ def read(secret: Secret) -> str:
 
 
 def parameter_name(secret: Secret) -> str:
-    """The SSM parameter the stage names for the secret; "" when it names none."""
     return os.environ.get(secret.parameter_variable, "").strip()
 
 
 def clear_cache() -> None:
-    """Forget every value read and the SSM client (tests; each moto mock needs a new client)."""
+    """For tests: each moto mock needs a new SSM client."""
     with _lock:
         _cache.clear()
     _ssm_client.cache_clear()
@@ -125,8 +107,7 @@ def _refresh(name: str, previous: _Cached | None, now: float) -> _Cached:
 
 
 def _fetch(name: str) -> str | None:
-    """The parameter's value; "" when SSM says it does not exist; None when it could not be read.
-    Logs the parameter's name and the error code, never a value."""
+    """Empty when SSM says it does not exist; None when unreadable. Never logs a value."""
     try:
         response = _ssm_client().get_parameter(Name=name, WithDecryption=True)
     except ClientError as error:
@@ -147,5 +128,5 @@ def _fetch(name: str) -> str | None:
 
 @functools.lru_cache(maxsize=1)
 def _ssm_client() -> Any:
-    """Built on first use, not at import: a container that never needs a parameter never pays for it."""
-    return aws.client("ssm", SSM_CONFIG)  # botocore's, sharing the store's session
+    """Built on first use: a container that needs no parameter never pays for it."""
+    return aws.client("ssm", SSM_CONFIG)  # shares the store's botocore session
