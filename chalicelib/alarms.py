@@ -1,7 +1,4 @@
-"""CloudWatch alarm notifications (SNS and EventBridge) turned into plain values.
-
-Pure: no boto3, no Chalice, no I/O.
-"""
+"""CloudWatch alarm notifications (SNS, EventBridge) -> plain values; pure. See docs/alarms.md."""
 import hashlib
 import json
 from dataclasses import dataclass
@@ -24,8 +21,7 @@ class AlarmChange:
     alarm_name: str
     description: str
     reason: str
-    # When the alarm's state changed (UTC, ISO 8601 with milliseconds): orders the events of one
-    # alarm. None only when the payload carries no time at all; then arrival time stands in.
+    # Orders one alarm's events; None: no time in the payload, arrival time stands in.
     changed_at: str | None
 
 
@@ -35,13 +31,12 @@ class PlainMessage:
 
 
 class MalformedAlarm(ValueError):
-    """An EventBridge alarm event without the fields an incident needs."""
+    """An alarm event without the fields an incident needs."""
 
 
 def parse_sns_message(
     subject: str | None, message: str, sent_at: str | None = None
 ) -> AlarmChange | PlainMessage:
-    """`sent_at` (the SNS Timestamp) stands in for a missing StateChangeTime."""
     payload = _json_object(message)
     if payload is not None and _is_alarm_notification(payload):
         return _sns_alarm_change(payload, sent_at)
@@ -76,8 +71,7 @@ def parse_eventbridge_event(event: dict[str, Any]) -> AlarmChange:
 
 
 def sns_record(record: Any) -> tuple[AlarmChange | PlainMessage, str]:
-    """One record of a Lambda SNS event: its message, parsed, and the key that tells a
-    redelivery of it (`sns#<MessageId>`)."""
+    """The parsed message, and the key that tells a redelivery of it."""
     sns = record.get("Sns") if isinstance(record, dict) else None
     if not isinstance(sns, dict):
         raise MalformedAlarm("record has no Sns object")
@@ -87,12 +81,11 @@ def sns_record(record: Any) -> tuple[AlarmChange | PlainMessage, str]:
 
 
 def eventbridge_record(event: dict[str, Any]) -> tuple[AlarmChange, str]:
-    """An EventBridge alarm event, parsed, and the key that tells a redelivery of it."""
     return parse_eventbridge_event(event), f"eventbridge#{_required(event.get('id'), 'id')}"
 
 
 def _required(value: Any, field: str) -> str:
-    # Without its id an event cannot be told from its redelivery, so it is not processed.
+    # Without an id a redelivery could not be told apart.
     if not isinstance(value, str) or not value.strip():
         raise MalformedAlarm(f"{field} is missing or empty")
     return value
@@ -115,7 +108,7 @@ def _json_object(message: Any) -> dict[str, Any] | None:
     if not isinstance(message, str):
         return None
     try:
-        check_json_limits(message, "SNS message")  # too deep or too long a number: plain text
+        check_json_limits(message, "SNS message")  # over the limits: plain text
         payload = json.loads(message)
     except (ValueError, RecursionError, InvalidInput):
         return None
@@ -127,8 +120,7 @@ def _is_alarm_notification(payload: dict[str, Any]) -> bool:
 
 
 def _moment(value: Any, fallback: Any) -> str | None:
-    """An ISO 8601 time (CloudWatch writes "2026-11-23T10:15:30.123+0000") as UTC with
-    milliseconds and Z, the form that compares correctly as text."""
+    """UTC with milliseconds and Z, the form that compares correctly as text."""
     for candidate in (value, fallback):
         if isinstance(candidate, str):
             try:
@@ -144,8 +136,7 @@ def _moment(value: Any, fallback: Any) -> str | None:
 def _sns_alarm_change(payload: dict[str, Any], sent_at: str | None) -> AlarmChange:
     name = _text(payload.get("AlarmName"))
     arn = _text(payload.get("AlarmArn"))
-    # Region here is a display name ("EU (Ireland)"), not a code, so the
-    # derived key only matches other SNS notifications of the same alarm.
+    # Region is a display name ("EU (Ireland)"): this key matches only SNS notifications.
     key = arn or _derived_key(_text(payload.get("Region")), _text(payload.get("AWSAccountId")), name)
     return _alarm_change(
         dedup_key=key,
@@ -188,8 +179,7 @@ def _alarm_change(
 
 
 def _fit_key(key: str) -> str:
-    # Alarm names may be 255 characters, so an ARN can outgrow the key limit;
-    # a digest of the whole ARN keeps long keys distinct instead of colliding.
+    # A digest of the whole key keeps cut keys distinct.
     if len(key) <= MAX_DEDUP_KEY:
         return key
     digest = hashlib.sha256(key.encode("utf-8")).hexdigest()
@@ -208,6 +198,5 @@ def _text(value: Any) -> str:
 
 
 def _replace_lone_surrogates(text: str) -> str:
-    # JSON may carry "\ud800" escapes; such strings cannot be encoded for
-    # DynamoDB, and paired surrogates are rejoined into one character here.
+    # "\ud800" escapes in JSON cannot be stored in DynamoDB; pairs are rejoined.
     return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")

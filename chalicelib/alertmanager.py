@@ -1,10 +1,5 @@
-"""Alertmanager webhook (version 4) and Grafana webhook contact point bodies turned into plain
-values: one Alert per entry of `alerts`.
-
-Pure: no boto3, no Chalice, no I/O. Grafana sends the same alert shape plus fields of its own
-(`orgId`, `title`, `state`, `message`, `values`, `"version": "1"`); those are not needed and
-not checked.
-"""
+"""Alertmanager (v4) and Grafana webhook bodies -> one Alert per `alerts` entry; pure.
+Grafana's extra fields are not checked. See docs/integrations.md."""
 from __future__ import annotations
 
 import hashlib
@@ -20,14 +15,13 @@ from chalicelib.incidents import MAX_DESCRIPTION, MAX_NOTE, Severity
 STATUSES = ("firing", "resolved")
 KEY_PREFIX = "alertmanager:"
 MAX_RECEIVER_IN_BY = 200
-# labels.severity as Prometheus rules and Grafana write it -> PagerDuty's four; anything else: null.
 SEVERITY_LABELS = {
     **dict.fromkeys(("critical", "crit", "fatal", "emergency", "page", "p1"), Severity.CRITICAL),
     **dict.fromkeys(("error", "err", "high", "major", "p2"), Severity.ERROR),
     **dict.fromkeys(("warning", "warn", "medium", "minor", "p3"), Severity.WARNING),
     **dict.fromkeys(("info", "informational", "notice", "low", "none", "p4", "p5"), Severity.INFO),
 }
-# RFC 3339 as Go writes it (nanoseconds, `Z` or an offset); Go's zero time means "not set".
+# As Go writes it: nanoseconds, `Z` or an offset.
 _RFC3339 = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?([Zz]|[+-](?:[01]\d|2[0-3]):[0-5]\d)$"
 )
@@ -37,17 +31,15 @@ _ABSENT = object()
 
 @dataclass(frozen=True)
 class Alert:
-    dedup_key: str  # `alertmanager:<fingerprint>`
-    status: str  # firing, resolved
-    # The event's time, UTC with milliseconds and Z: startsAt for firing, endsAt for resolved.
-    # Orders the events of one alert, as a CloudWatch alarm's state-change time does.
-    at: str
+    dedup_key: str
+    status: str
+    at: str  # startsAt or endsAt: orders one alert's events
     description: str
     severity: Severity | None
 
     @property
     def once_key(self) -> str:
-        """The same alert, status and time: a redelivery (a retried batch, a repeat notification)."""
+        """Same alert, status and time: a redelivery."""
         return f"alertmanager#{self.dedup_key}#{self.status}#{self.at}"
 
     @property
@@ -66,12 +58,11 @@ class Batch:
 
 
 class MalformedBatch(ValueError):
-    """Not an Alertmanager or Grafana webhook body; the message names the first problem."""
+    """Not a webhook body; the message names the first problem."""
 
 
 def parse_batch(body: Any) -> Batch:
-    """The whole body, or MalformedBatch: one bad alert refuses the batch, so nothing of it is
-    stored (a 4xx is not retried by Alertmanager; the sender's configuration has to change)."""
+    """One bad alert refuses the whole batch (Alertmanager does not retry a 4xx)."""
     if not isinstance(body, dict):
         raise MalformedBatch("body must be a JSON object with an `alerts` list")
     alerts = body.get("alerts")
@@ -92,7 +83,7 @@ def _alert(alert: Any, where: str) -> Alert:
     status = alert.get("status")
     if status not in STATUSES:
         raise MalformedBatch(f"{where}.status must be one of: {', '.join(STATUSES)}")
-    # An optional field may be absent, never null: the OpenAPI document says so, and holds us to it.
+    # Optional fields may be absent, never null, as the OpenAPI document says.
     labels = _string_map(alert.get("labels"), f"{where}.labels")
     annotations = _string_map(alert.get("annotations", {}), f"{where}.annotations")
     starts_at = _time(alert.get("startsAt"), f"{where}.startsAt", required=True)
@@ -104,7 +95,7 @@ def _alert(alert: Any, where: str) -> Alert:
         raise MalformedBatch(f"{where}.fingerprint must be a non-empty string")
     if status == "firing":
         at = starts_at
-    else:  # no endsAt on a resolved alert: it ended just after it started
+    else:  # no endsAt after startsAt: it ended just after it started
         at = ends_at if ends_at is not None and ends_at > starts_at else _just_after(starts_at)
     return Alert(
         dedup_key=_fit_key(KEY_PREFIX + _text(fingerprint or _labels_fingerprint(labels))),
@@ -122,8 +113,7 @@ def _string_map(value: Any, where: str) -> dict[str, str]:
 
 
 def _time(value: Any, where: str, *, required: bool) -> str | None:
-    """RFC 3339 -> UTC with milliseconds and Z (the form that compares correctly as text).
-    An optional time may be absent or Go's zero time (0001-01-01T00:00:00Z): None, "not set"."""
+    """UTC with milliseconds and Z; an optional one absent or Go's zero time (year 1): None."""
     if value is _ABSENT:
         return None
     match = _RFC3339.match(value) if isinstance(value, str) else None
@@ -155,13 +145,11 @@ def _just_after(at: str) -> str:
 
 
 def _labels_fingerprint(labels: dict[str, str]) -> str:
-    """The contract's stand-in for a missing fingerprint: a digest of the sorted labels."""
     canonical = json.dumps(sorted(labels.items()), ensure_ascii=False)
     return "labels-" + hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 def _description(labels: dict[str, str], annotations: dict[str, str]) -> str:
-    """annotations.summary (else labels.alertname, else every label), then annotations.description."""
     title = _text(annotations.get("summary")) or _text(labels.get("alertname"))
     if not title:
         title = ", ".join(f"{k}={v}" for k, v in sorted(labels.items())) or "Alertmanager alert"

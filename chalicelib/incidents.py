@@ -1,7 +1,4 @@
-"""The incident: statuses, sources, the transition table, validation, domain errors.
-
-Knows nothing of HTTP or DynamoDB.
-"""
+"""The incident's rules: statuses, transitions, validation, domain errors; no HTTP, no DynamoDB."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -11,7 +8,7 @@ from typing import Any
 MAX_DESCRIPTION = 4000
 MAX_NOTE = 1000
 MAX_DEDUP_KEY = 256
-HISTORY_IN_RESPONSE = 100  # a response naming one incident shows its newest entries, up to this
+HISTORY_IN_RESPONSE = 100
 
 
 class Status(StrEnum):
@@ -37,7 +34,7 @@ OPEN_STATUSES = (Status.NEW, Status.IN_PROGRESS)
 
 
 class Severity(StrEnum):
-    """PagerDuty's four, lowest first: a later report may raise an open incident's, never lower it."""
+    """PagerDuty's four, lowest first."""
 
     INFO = "info"
     WARNING = "warning"
@@ -53,7 +50,7 @@ class IncidentError(Exception):
 
 
 class InvalidInput(IncidentError):
-    """A value breaks the contract; the message says what is allowed."""
+    """The message says what is allowed."""
 
 
 class IncidentNotFound(IncidentError):
@@ -96,8 +93,6 @@ class IdempotencyKeyReused(IncidentError):
 
 
 class DedupKeyHeld(IncidentError):
-    """A reopen refused because another open incident now holds the dedup_key."""
-
     def __init__(self, incident_id: int, dedup_key: str, holder: int,
                  incident: dict[str, Any] | None = None) -> None:
         super().__init__(
@@ -110,15 +105,15 @@ class DedupKeyHeld(IncidentError):
 
 
 class LimitExceeded(InvalidInput):
-    """The request would pass one of DynamoDB's limits; the message names it."""
+    """Past one of DynamoDB's limits; the message names it."""
 
 
 class StaleAlarmEvent(IncidentError):
-    """An alarm event not newer than the last one applied for that alarm: changes nothing."""
+    """Not newer than the alarm's last applied event: changes nothing."""
 
 
 class Unavailable(IncidentError):
-    """The store does not answer (throttled past retries, unreachable)."""
+    """The store is throttled past retries or unreachable."""
 
 
 def allowed_targets(current: Status) -> list[str]:
@@ -145,7 +140,6 @@ def _enum_value(value: Any, field: str, enum: type[StrEnum]) -> str:
 
 
 def parse_severity(value: Any, field: str = "severity") -> Severity | None:
-    """None (nobody said) or one of the four."""
     return None if value is None else Severity(_enum_value(value, field, Severity))
 
 
@@ -210,7 +204,7 @@ def _shown(value: Any) -> str:
 
 
 def parse_incident_id(text: str) -> int:
-    """Only the canonical form (`1`, never `01`, `+1`, `1e0`): one incident, one URL."""
+    """Canonical form only (`1`, never `01`): one incident, one URL."""
     if not (text.isascii() and text.isdigit()) or len(text) > 18 or text.startswith("0"):
         raise InvalidInput(
             f"incident id must be a positive integer written without leading zeros or signs; "
@@ -244,14 +238,13 @@ def new_incident(
         "history_count": 1,
         "version": 1,
     }
-    if severity is not None:  # absent, not NULL: the raise condition reads attribute_not_exists
+    if severity is not None:  # absent, not NULL: the raise checks attribute_not_exists
         incident["severity"] = str(severity)
     return incident
 
 
 def public_view(incident: dict[str, Any]) -> dict[str, Any]:
-    """The incident as the contract shows it (no bookkeeping fields); `history` only when the
-    incident was read with it (a response naming one incident), never in list items."""
+    """No bookkeeping fields; `history` only if it was read (never in list items)."""
     view = {
         "id": incident["id"],
         "description": incident["description"],
@@ -277,8 +270,7 @@ MAX_IF_MATCH_TAGS = 10
 
 
 def versions_matching(if_match: str, incident_id: int) -> list[int] | None:
-    """Versions an If-Match header accepts; None means any (`*`). At most MAX_IF_MATCH_TAGS
-    tags: each becomes an operand of the write's condition, which DynamoDB caps."""
+    """None means any (`*`). Tags are capped: each is an operand of DynamoDB's condition."""
     tags = [t.strip() for t in if_match.split(",")]
     if len(tags) > MAX_IF_MATCH_TAGS:
         raise InvalidInput(

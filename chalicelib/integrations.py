@@ -1,9 +1,5 @@
-"""Use cases of the monitoring integrations: a PagerDuty Events API v2 event, an Alertmanager or
-Grafana webhook batch -> the same service calls the API and the CloudWatch handlers make.
-
-No new path into the store: incidents open through services.open_incident (dedup_key, once-keys,
-AlarmMark ordering) and move through services.change_status.
-"""
+"""PagerDuty events and Alertmanager/Grafana batches -> the API's own services calls; no store
+path of their own. See docs/integrations.md."""
 from __future__ import annotations
 
 import logging
@@ -39,21 +35,20 @@ class Answer:
 
 def enqueue(store: Store, raw: bytes | None, content_type: str | None,
             integration_keys: list[str], max_bytes: int = payloads.MAX_BODY_BYTES) -> Answer:
-    """One event -> PagerDuty's answer: 202 with the dedup_key, or 400 `invalid event` listing
-    every problem (a wrong or missing routing_key included); a 400 stores nothing."""
+    """PagerDuty's answer: 202, or 400 listing every problem; a 400 stores nothing."""
     try:
         body = payloads.json_object(raw, content_type, max_bytes)
     except (InvalidInput, payloads.BodyTooLarge, payloads.NotJson) as error:
         return Answer(400, pagerduty.invalid([str(error)]))
     if not auth.is_valid_key(pagerduty.routing_key(body), integration_keys):
-        # The key itself is never logged: only that one was refused.
+        # Never log the key itself.
         logger.warning("PagerDuty event refused: wrong or missing routing_key")
         return Answer(400, pagerduty.invalid(["'routing_key' is missing or is not a valid integration key"]))
     try:
         event = pagerduty.parse_event(body)
     except pagerduty.InvalidEvent as error:
         return Answer(400, pagerduty.invalid(error.errors))
-    dedup_key = event.dedup_key or uuid.uuid4().hex  # PagerDuty generates one for a bare trigger
+    dedup_key = event.dedup_key or uuid.uuid4().hex  # as PagerDuty does
     key = pagerduty.incident_key(dedup_key)
     if event.action == "trigger":
         services.open_incident(store, description=event.summary, source=SOURCE, by=event.by,
@@ -67,8 +62,7 @@ def enqueue(store: Store, raw: bytes | None, content_type: str | None,
 
 def move_open_incident(store: Store, dedup_key: str, target: Status, *, by: str,
                        note: str | None = None) -> dict[str, Any] | None:
-    """The open incident holding `dedup_key` -> `target`; none open: nothing (None). Guarded by
-    the version read, so an acknowledge never reopens an incident resolved in between."""
+    """None if nothing is open; guarded by the version read, so an acknowledge never reopens."""
     for _ in range(services.MAX_ATTEMPTS):
         record = store.dedup_record(dedup_key)
         owner = record.incident_id if record is not None else None
@@ -79,7 +73,7 @@ def move_open_incident(store: Store, dedup_key: str, target: Status, *, by: str,
             return services.change_status(store, owner, target, by=by, note=note,
                                           if_match=etag(current))
         except (PreconditionFailed, TransitionNotAllowed):
-            continue  # changed between our read and our write: look again
+            continue  # changed since our read
     raise Unavailable(f"the incident of {dedup_key!r} kept changing; try again")
 
 
@@ -92,9 +86,7 @@ class BatchResult:
 
 
 def ingest_batch(store: Store, batch: alertmanager.Batch) -> BatchResult:
-    """Every alert in order. A store failure propagates at once (the route answers 503 and
-    Alertmanager sends the whole batch again): the alerts stored before it are then recognised
-    by their once-keys and times, so the retry stores the rest and doubles nothing."""
+    """A store failure propagates: 503, and the resend skips what was stored (once-keys)."""
     outcomes = []
     for index, alert in enumerate(batch.alerts):
         try:
@@ -106,11 +98,8 @@ def ingest_batch(store: Store, batch: alertmanager.Batch) -> BatchResult:
 
 
 def ingest_alert(store: Store, alert: alertmanager.Alert, *, by: str) -> str:
-    """firing opens the alert's incident (or counts a new occurrence of it: a new startsAt),
-    resolved resolves it; each only if newer than the last event applied for that alert, so a
-    repeat of the same firing alert (same startsAt) or a late event changes nothing."""
     once = services.OnceKey(alert.once_key)
-    if store.once_record(once.key) is not None:  # a repeat: one GetItem, and no replay to build
+    if store.once_record(once.key) is not None:  # a repeat costs one GetItem, no replay
         return "duplicate"
     try:
         if alert.status == "firing":
@@ -128,8 +117,7 @@ def ingest_alert(store: Store, alert: alertmanager.Alert, *, by: str) -> str:
 
 def resolve_for_event(store: Store, dedup_key: str, at: str, *, by: str, note: str,
                       once: services.OnceKey) -> dict[str, Any] | None:
-    """Resolve the open incident of `dedup_key` if this event (at `at`) is newer than the last
-    one applied for it; none open: only remember the time (as services._resolve_for_alarm)."""
+    """As services._resolve_for_alarm: None open, only records `at`; not newer: StaleAlarmEvent."""
     mark = AlarmMark(dedup_key, at)
     for _ in range(services.MAX_ATTEMPTS):
         record = store.dedup_record(dedup_key)

@@ -1,8 +1,5 @@
-"""PagerDuty Events API v2 (`POST /v2/enqueue`) events turned into plain values, and its answers.
-
-Pure: no boto3, no Chalice, no I/O. Validation follows PagerDuty's: every problem of an event is
-listed in `errors`, and an event with any problem changes nothing.
-"""
+"""PagerDuty Events API v2 events -> plain values, and its answers; pure. Validation follows
+PagerDuty's: every problem listed, none stored. See docs/integrations.md."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -23,20 +20,19 @@ ACTIONS_TEXT = "'trigger', 'acknowledge' or 'resolve'"
 
 @dataclass(frozen=True)
 class Event:
-    action: str  # trigger, acknowledge, resolve
-    dedup_key: str | None  # as the sender gave it; None only for a trigger without one
-    summary: str | None = None  # trigger only
-    source: str | None = None  # trigger only; `payload.source`
-    severity: Severity | None = None  # trigger only
+    action: str
+    dedup_key: str | None  # None only for a trigger without one
+    summary: str | None = None
+    source: str | None = None
+    severity: Severity | None = None
 
     @property
     def by(self) -> str:
-        """Who the history entry names: `pagerduty:<payload.source>`."""
         return f"pagerduty:{clip(self.source, MAX_SOURCE_IN_BY)}" if self.source else "pagerduty"
 
 
 class InvalidEvent(ValueError):
-    """The event breaks PagerDuty's rules; `errors` lists each, in PagerDuty's words."""
+    """`errors` lists each problem in PagerDuty's words."""
 
     def __init__(self, errors: list[str]) -> None:
         super().__init__("; ".join(errors))
@@ -44,14 +40,12 @@ class InvalidEvent(ValueError):
 
 
 def routing_key(body: Any) -> str | None:
-    """The event's routing_key (the integration key it authenticates with), if it is a string."""
     value = body.get("routing_key") if isinstance(body, dict) else None
     return value if isinstance(value, str) and value else None
 
 
 def parse_event(body: Any) -> Event:
-    """An event body -> Event, or InvalidEvent listing every problem. The routing_key is checked
-    by the caller against the configured keys, before this."""
+    """InvalidEvent lists every problem; the caller checks the routing_key first."""
     if not isinstance(body, dict):
         raise InvalidEvent(["Event object must be a JSON object"])
     errors: list[str] = []
@@ -64,7 +58,7 @@ def parse_event(body: Any) -> Event:
     payload = _payload(body, errors) if action == "trigger" else None
     if errors:
         raise InvalidEvent(errors)
-    if payload is None:  # acknowledge, resolve: a payload is optional, its source names who
+    if payload is None:  # acknowledge, resolve: optional payload, its source names who
         given = body.get("payload")
         source = given.get("source") if isinstance(given, dict) else None
         return Event(action, dedup_key, source=_text(source) or None)
@@ -111,17 +105,13 @@ def _payload(body: dict[str, Any], errors: list[str]) -> dict[str, Any] | None:
 
 
 def incident_key(dedup_key: str) -> str:
-    """The incident's dedup_key: namespaced, so a PagerDuty key never meets an API client's key,
-    a CloudWatch alarm's ARN or an Alertmanager fingerprint; a key too long for the 256-character
-    limit once prefixed ends in a digest of the whole key."""
+    """Prefixed, so it never meets another sender's key; if too long, it ends in a digest."""
     return _fit_key(KEY_PREFIX + dedup_key)
 
 
 def accepted(dedup_key: str) -> dict[str, Any]:
-    """PagerDuty's answer to an accepted event (status 202)."""
     return {"status": "success", "message": "Event processed", "dedup_key": dedup_key}
 
 
 def invalid(errors: list[str]) -> dict[str, Any]:
-    """PagerDuty's answer to an invalid event (status 400)."""
     return {"status": "invalid event", "message": INVALID_MESSAGE, "errors": errors}

@@ -1,7 +1,4 @@
-"""HTTP request payloads -> plain values: strict JSON, field sets, query parameters, headers.
-
-Pure: no Chalice, no boto3. Value rules themselves live in incidents.py.
-"""
+"""HTTP request payloads -> plain values (pure). The limits and why: docs/security.md."""
 from __future__ import annotations
 
 import hashlib
@@ -17,8 +14,8 @@ MAX_BODY_BYTES = 64 * 1024
 MAX_IDEMPOTENCY_KEY = 128
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 100
-MAX_JSON_DEPTH = 32  # nested arrays and objects
-MAX_NUMBER_DIGITS = 100  # digits of one number literal (int() refuses past 4,300 with a 500)
+MAX_JSON_DEPTH = 32
+MAX_NUMBER_DIGITS = 100  # int() raises past 4,300 digits: a 500
 JSON_MEDIA_TYPE = "application/json"
 
 CREATE_FIELDS = {"description": True, "source": True, "dedup_key": False, "severity": False}  # name -> required
@@ -45,8 +42,7 @@ class ListQuery:
 
 def json_object(raw: bytes | None, content_type: str | None,
                 max_bytes: int = MAX_BODY_BYTES) -> dict[str, Any]:
-    """The request body as a JSON object, refusing what json.loads would let through
-    (NaN, Infinity, duplicate keys) since DynamoDB or a client would trip over it later."""
+    """Also refuses what json.loads lets through: NaN, Infinity, repeated keys."""
     body = raw or b""
     if len(body) > max_bytes:
         raise BodyTooLarge(len(body), max_bytes)
@@ -75,22 +71,16 @@ def json_object(raw: bytes | None, content_type: str | None,
 
 
 def is_json_media_type(content_type: str) -> bool:
-    """Exactly application/json (any letter case), parameters such as charset allowed:
-    `application/jsonx`, `text/json` and `application/json-patch+json` are not JSON bodies here."""
     header = Message()
     header["Content-Type"] = content_type
-    # Message falls back to text/plain for a value it cannot read; only a real match counts.
+    # Message reads an unparseable value as text/plain, so both must agree.
     parsed = header.get_content_type()
     declared = content_type.split(";", 1)[0].strip().lower()
     return parsed == JSON_MEDIA_TYPE and declared == JSON_MEDIA_TYPE
 
 
 def check_json_limits(text: str, what: str) -> None:
-    """Refuses JSON nested deeper than MAX_JSON_DEPTH or with a number literal of more than
-    MAX_NUMBER_DIGITS digits, before json.loads: its recursion and int() conversion would fail
-    with RecursionError or ValueError (a 500) long before any value check. One linear scan that
-    skips strings and only counts brackets and digits; json.loads still does the parsing and
-    reports every other error."""
+    """Depth and digits, checked before json.loads hits RecursionError or ValueError (a 500)."""
     depth = 0
     for token in _JSON_TOKENS.finditer(text):
         kind = token.lastgroup
@@ -106,7 +96,7 @@ def check_json_limits(text: str, what: str) -> None:
                 f"{what} has a number literal of more than {MAX_NUMBER_DIGITS} digits")
 
 
-# Strings first, so that brackets and digits inside them are skipped.
+# Strings first, so brackets and digits inside them are skipped.
 _JSON_TOKENS = re.compile(
     r'(?P<string>"(?:[^"\\]|\\.)*")|(?P<open>[\[{])|(?P<close>[\]}])|(?P<number>[-+.eE0-9]+)',
     re.S,
@@ -127,7 +117,7 @@ def _refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def fields(body: dict[str, Any], spec: Mapping[str, bool]) -> dict[str, Any]:
-    """The body's fields, checked against `spec` (name -> required); absent optional ones are None."""
+    """Unknown or missing fields raise; absent optional ones are None."""
     allowed = ", ".join(spec)
     unknown = sorted(set(body) - set(spec))
     if unknown:
@@ -139,7 +129,7 @@ def fields(body: dict[str, Any], spec: Mapping[str, bool]) -> dict[str, Any]:
 
 
 def fingerprint(body: dict[str, Any]) -> str:
-    """Same JSON object, same fingerprint, whatever its key order or white space."""
+    """Independent of key order and white space."""
     canonical = json.dumps(body, sort_keys=True, ensure_ascii=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("ascii")).hexdigest()
 
@@ -173,7 +163,6 @@ class PageQuery:
 
 
 def page_query(params: Mapping[str, str] | None) -> PageQuery:
-    """`limit` and `cursor` of a paged route with no filters; anything else is refused."""
     params = params or {}
     unknown = sorted(set(params) - {"limit", "cursor"})
     if unknown:
@@ -189,4 +178,4 @@ def _limit(value: str | None) -> int:
     return int(value)
 
 
-NOTE_FIELDS = {"note": True}  # POST /incidents/{id}/notes
+NOTE_FIELDS = {"note": True}

@@ -1,7 +1,4 @@
-"""Use cases: what the API, the alarm handlers and the Telegram webhook ask of the service.
-
-Each takes primitives plus the store, applies the rules of incidents.py and returns plain dicts.
-"""
+"""Use cases: primitives and the store in, plain dicts out. Design: docs/table-design.md."""
 from __future__ import annotations
 
 import logging
@@ -52,8 +49,7 @@ if TYPE_CHECKING:
     from chalicelib.alarms import AlarmChange, PlainMessage
 
 ONCE_TTL_SECONDS = 24 * 3600
-# Each retry means another writer changed the same incident or dedup_key in between; a few
-# settle any race.
+# A retry means another writer won a race on the incident or dedup_key; a few settle any.
 MAX_ATTEMPTS = 5
 
 logger = logging.getLogger(__name__)
@@ -61,7 +57,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class OnceKey:
-    """Makes a create or change happen once: an Idempotency-Key or an event's id, and what was asked."""
+    """An Idempotency-Key or event id, and a fingerprint of what was asked."""
 
     key: str
     fingerprint: str = ""
@@ -70,7 +66,7 @@ class OnceKey:
 @dataclass(frozen=True)
 class Created:
     incident: dict[str, Any]
-    status_code: int  # 201 a new incident, 200 an open one absorbed the report
+    status_code: int  # 201 new, 200 absorbed by an open one
     replayed: bool = False
 
 
@@ -95,10 +91,8 @@ def open_incident(
     alarm_at: str | None = None,
     severity: Any = None,
 ) -> Created:
-    """A new incident, or one more occurrence on the open incident holding `dedup_key`.
-    With `alarm_at` (an alarm event's state-change time) it applies only if the event is newer
-    than the last one applied for that key, else raises StaleAlarmEvent. A `severity` above the
-    open incident's raises it; a lower one never lowers it."""
+    """New incident, or one more occurrence of the open one (severity only ever raised);
+    StaleAlarmEvent if `alarm_at` is not newer than the key's last applied event."""
     description = clean_description(description)
     source = parse_source(source)
     dedup_key = clean_dedup_key(dedup_key)
@@ -126,15 +120,15 @@ def _open_or_absorb(store, description, source, by, dedup_key, once, alarm, seve
         if record.incident_id is not None:
             absorbed = _add_occurrence(store, record.incident_id, dedup_key, once, alarm, severity)
             if absorbed is not None:
-                metrics.occurrence_absorbed(absorbed)  # observability hook
+                metrics.occurrence_absorbed(absorbed)
                 return Created(absorbed, 200)
-            previous_owner = record.incident_id  # resolved or closed: the key is free again
+            previous_owner = record.incident_id  # not open: the key is free
     incident = new_incident(store.allocate_id(), description, source, dedup_key, by, now_iso(),
                             severity)
     store.insert_incident(
         incident, replaces_dedup_owner=previous_owner, once=_once(once, 201, incident), alarm=alarm
     )
-    metrics.incident_opened(incident)  # observability hook
+    metrics.incident_opened(incident)
     return Created(incident, 201)
 
 
@@ -142,13 +136,13 @@ def _add_occurrence(store, owner: int, dedup_key: str, once: OnceKey | None,
                     alarm: AlarmMark | None, severity: Severity | None = None) -> dict | None:
     at = now_iso()
     if once is None:
-        # Tries the raise first; refused (not open, or its severity is not lower): without it.
+        # The raise is refused if not open or already as high; then a plain add.
         raised = severity is not None and store.add_occurrence(
             owner, dedup_key, at, alarm=alarm, severity=(str(severity), severities_below(severity)))
         if not raised and not store.add_occurrence(owner, dedup_key, at, alarm=alarm):
             return None
         return get_incident(store, owner)
-    # The replay must answer with the body of this very response, so compute it before writing.
+    # The once-record holds this very response, so it is built before the write.
     current = store.get_incident(owner, HISTORY_IN_RESPONSE)
     if current is None or current["status"] not in OPEN_STATUSES:
         return None
@@ -168,8 +162,7 @@ def _add_occurrence(store, owner: int, dedup_key: str, once: OnceKey | None,
 
 
 def _once(once: OnceKey | None, status_code: int, incident: dict[str, Any] | None) -> Once | None:
-    """The once-record keeps the response's incident without its history: the entries up to the
-    newest one it showed never change, so a replay reads them back instead."""
+    """Stored without history: entries up to `history_upto` never change; a replay rereads them."""
     if once is None:
         return None
     body = None
@@ -182,7 +175,7 @@ def _once(once: OnceKey | None, status_code: int, incident: dict[str, Any] | Non
 def _replayed(store: Store, record: dict[str, Any], once: OnceKey) -> Created:
     if record["fingerprint"] != once.fingerprint:
         raise IdempotencyKeyReused()
-    metrics.replayed()  # observability hook
+    metrics.replayed()
     incident = record["body"]
     if incident is not None and "history_upto" in incident:
         upto = incident.pop("history_upto")
@@ -198,11 +191,10 @@ def get_incident(store: Store, incident_id: int) -> dict[str, Any]:
 
 
 def incident_history(store: Store, incident_id: int, *, limit: int, cursor: str | None) -> Page:
-    """Every history entry, oldest first, a page at a time."""
     filters = {"incident": incident_id}
     after = cursors.decode(cursor, filters, cursors.HISTORY_POSITION) if cursor is not None else None
     entries = store.history_page(incident_id, after, limit + 1)
-    if not entries and after is None:  # every incident has at least its creation entry
+    if not entries and after is None:  # every incident has its creation entry
         raise IncidentNotFound(incident_id)
     page = entries[:limit]
     next_cursor = cursors.encode(page[-1]["key"], filters) if len(entries) > limit else None
@@ -229,7 +221,7 @@ def change_status(
     for _ in range(MAX_ATTEMPTS):
         entry = history_entry(at, target, note, by)
         try:
-            if not from_statuses:  # nothing may move back to `new`: only the refusal to explain
+            if not from_statuses:  # nothing leads to `new`
                 raise ConditionFailed(store.get_incident_item(incident_id))
             store.set_status(
                 incident_id, entry, from_statuses=from_statuses, expected_versions=expected,
@@ -240,14 +232,14 @@ def change_status(
         except ConditionFailed as failed:
             current = _explain_refusal(incident_id, failed.item, target, expected, from_statuses)
             if current["status"] == target:
-                return get_incident(store, incident_id)  # same status: a no-op, nothing written
+                return get_incident(store, incident_id)  # same status: a no-op
             if current.get("dedup_successor") is not None and target == Status.IN_PROGRESS:
                 if _reopen_taking_key_back(store, current, entry, expected, once):
                     return _changed(store, incident_id, by, entry)
                 continue
             at = max(now_iso(), _just_after(current["last_entry_at"]))  # our clock is behind
         except AlreadyDone:
-            metrics.replayed()  # observability hook
+            metrics.replayed()
             return get_incident(store, incident_id)
         except StaleEvent as stale:
             raise StaleAlarmEvent(str(stale)) from None
@@ -256,7 +248,7 @@ def change_status(
 
 def _changed(store: Store, incident_id: int, by: str, entry: dict[str, Any]) -> dict[str, Any]:
     changed = get_incident(store, incident_id)
-    metrics.status_changed(changed, by, at=entry["at"])  # observability hook
+    metrics.status_changed(changed, by, at=entry["at"])
     return changed
 
 
@@ -264,8 +256,7 @@ def _explain_refusal(
     incident_id: int, current: dict | None, target: Status, expected: list[int] | None,
     from_statuses: list[str],
 ) -> dict[str, Any]:
-    """Raises what the refusal means; returns the incident when the write may be tried again
-    (or is a no-op)."""
+    """Raises what the refusal means; returns the incident if a retry (or no-op) applies."""
     if current is None:
         raise IncidentNotFound(incident_id)
     if expected is not None and current["version"] not in expected:
@@ -276,8 +267,7 @@ def _explain_refusal(
 
 
 def _reopen_taking_key_back(store, current, entry, expected, once) -> bool:
-    """A resolved incident whose dedup_key passed to a newer incident: refused while the key's
-    holder is open; otherwise the key comes back with the reopen. False: try again."""
+    """DedupKeyHeld while the key's holder is open, else takes the key back; False: retry."""
     record = store.dedup_record(current["dedup_key"])
     holder = record.incident_id if record is not None else None
     if holder is not None and holder != current["id"]:
@@ -308,7 +298,6 @@ def list_incidents(
     limit: int,
     cursor: str | None = None,
 ) -> Page:
-    """Newest first. Reads one item past the page to know whether another page follows."""
     filters = {"status": status and str(status), "source": source and str(source)}
     before = cursors.decode(cursor, filters, cursors.LIST_POSITION) if cursor is not None else None
     statuses = [str(status)] if status else None
@@ -331,14 +320,13 @@ def is_healthy(store: Store) -> bool:
 
 
 def list_open(store: Store, limit: int) -> list[dict[str, Any]]:
-    """The newest open (new, in_progress) incidents, newest first."""
     return store.newest(statuses=[str(s) for s in OPEN_STATUSES], source=None, before_key=None,
                         count=limit)
 
 
 # --- alarm ingestion ---
 
-# chalicelib.alarms is imported where an alarm is handled: an API request never loads it.
+# chalicelib.alarms is imported on use, so an API cold start skips it (docs/cold-start.md).
 
 ALARM_SOURCE = "monitoring"
 ALARM_BY = "cloudwatch"
@@ -346,23 +334,17 @@ ALARM_BY = "cloudwatch"
 
 @dataclass(frozen=True)
 class Ingested:
-    """What an event did: `applied` (it changed an incident, or had nothing to change),
-    `duplicate` (a redelivery), `stale` (older than the last event applied for its alarm)."""
+    """`outcome`: applied (even if nothing changed), duplicate (a redelivery) or stale."""
 
     outcome: str
     incident: dict[str, Any] | None = None
 
 
 def ingest_alarm(store: Store, change: AlarmChange, event_key: str) -> Ingested:
-    """ALARM opens the alarm's incident (or counts one more occurrence on the open one), OK resolves
-    it, INSUFFICIENT_DATA changes nothing; each only if the event is newer than the last one
-    applied for that alarm (redeliveries and retries arrive late and out of order).
-
-    `event_key` (the SNS MessageId or EventBridge event id) is stored in the same transaction as the
-    change, so a redelivery of that event, even a concurrent one, changes nothing."""
-    once = OnceKey(event_key)  # constant fingerprint: a redelivery replays instead of being refused
+    """Applies an alarm state change once per `event_key`, if newer (docs/alarms.md)."""
+    once = OnceKey(event_key)  # no fingerprint: a redelivery replays, never a 422
     if (record := store.once_record(once.key)) is not None:
-        return Ingested("duplicate", record["body"])  # the incident it opened, if it opened one
+        return Ingested("duplicate", record["body"])
     try:
         if change.state == "ALARM":
             created = open_incident(
@@ -380,7 +362,7 @@ def ingest_alarm(store: Store, change: AlarmChange, event_key: str) -> Ingested:
 
 
 def _resolve_for_alarm(store: Store, change: AlarmChange, once: OnceKey) -> dict[str, Any] | None:
-    """Resolve the alarm's open incident; none open: only remember the event's time."""
+    """None open: only records the event's time."""
     alarm = AlarmMark(change.dedup_key, change.changed_at or now_iso())
     for _ in range(MAX_ATTEMPTS):
         record = store.dedup_record(change.dedup_key)
@@ -390,7 +372,7 @@ def _resolve_for_alarm(store: Store, change: AlarmChange, once: OnceKey) -> dict
         current = store.get_incident_item(owner) if owner is not None else None
         try:
             if current is None or current["status"] not in OPEN_STATUSES:
-                store.mark_alarm(alarm)  # never opened, already resolved, or closed by an operator
+                store.mark_alarm(alarm)
                 return None
             from chalicelib.alarms import recovery_note
 
@@ -399,13 +381,13 @@ def _resolve_for_alarm(store: Store, change: AlarmChange, once: OnceKey) -> dict
                 once=once, alarm=alarm,
             )
         except (TransitionNotAllowed, DedupKeyTaken):
-            continue  # an operator closed it, or the key moved, between our read and our write
+            continue  # closed, or the key moved, since our read
         except StaleEvent as stale:
             raise StaleAlarmEvent(str(stale)) from None
     raise Unavailable(f"alarm {change.alarm_name!r} kept changing; will be retried")
 
 
-@metrics.alarm_record  # observability hook: one summary line and AlarmEvents per record
+@metrics.alarm_record
 def ingest_cloudwatch(store: Store, parsed: AlarmChange | PlainMessage, event_key: str) -> Ingested:
     from chalicelib.alarms import AlarmChange
 
@@ -415,7 +397,6 @@ def ingest_cloudwatch(store: Store, parsed: AlarmChange | PlainMessage, event_ke
 
 
 def ingest_plain_message(store: Store, message: PlainMessage, event_key: str) -> Ingested:
-    """Anything else sent to the alarm topic becomes an incident, so nothing sent there is lost."""
     created = open_incident(
         store, description=message.description, source=ALARM_SOURCE, by=ALARM_BY,
         once=OnceKey(event_key),
@@ -435,9 +416,7 @@ def add_note(
     if_match: str | None = None,
     once: OnceKey | None = None,
 ) -> dict[str, Any]:
-    """A comment without a status change: a history entry whose status is the current one.
-    Allowed in every status, `closed` included. The incident is read first (its status goes into
-    the entry); the write is conditional on that status, so a change in between means a retry."""
+    """An entry with the status read, conditional on it (docs/board-and-stats.md)."""
     text = clean_note(note)
     if text is None:
         raise InvalidInput("note must not be empty (1–1000 characters after trimming)")
@@ -455,7 +434,7 @@ def add_note(
             store.add_note(incident_id, entry, expected_versions=expected, once=_once(once, 201, None))
             return get_incident(store, incident_id)
         except ConditionFailed as failed:
-            current = failed.item  # changed in between (status, version or a newer entry)
+            current = failed.item
             at = now_iso()
         except AlreadyDone:
             return get_incident(store, incident_id)
@@ -466,9 +445,8 @@ def add_note(
 
 
 def incident_stats(store: Store, since: datetime) -> dict[str, Any]:
-    """Open counts now, and what was opened since `since` and how fast it was handled (stats.py)."""
     from chalicelib import stats, store_stats
 
-    boundary = stats.parse_time(stats.iso(since))  # to the millisecond, as created_at is stored
+    boundary = stats.parse_time(stats.iso(since))  # milliseconds, like created_at
     return stats.compute(store_stats.open_incidents(store),
                          store_stats.created_since(store, stats.iso(boundary)), boundary)
