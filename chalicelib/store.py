@@ -461,7 +461,7 @@ class Store:
         alarm: AlarmMark | None = None,
     ) -> None:
         """ConditionFailed carries the incident as it was: the caller tells why without a read."""
-        values: dict[str, Any] = {":to": entry["status"], ":at": entry["at"], ":one": 1}
+        values: dict[str, Any] = {":to": entry["status"], ":at": entry["at"]}
         condition = f"#status IN ({_placeholders(values, 'from', from_statuses)})"
         condition += " AND last_entry_at < :at"
         if expected_versions:
@@ -472,21 +472,11 @@ class Store:
             values[":never"] = -1
         if refuse_if_key_taken:
             condition += " AND attribute_not_exists(dedup_successor)"
-        sets = ["#status = :to", "updated_at = :at", "last_entry_at = :at",
-                "version = version + :one", "history_count = history_count + :one",
-                "acknowledged_at = if_not_exists(acknowledged_at, :at)"]
+        sets = ["#status = :to", "acknowledged_at = if_not_exists(acknowledged_at, :at)"]
         if entry["status"] in ("resolved", "closed"):
             sets.append("resolved_at = if_not_exists(resolved_at, :at)")
-        ops = [
-            _Op("Update", {
-                "Key": _key(_incident_key(incident_id)),
-                "UpdateExpression": "SET " + ", ".join(sets),
-                "ConditionExpression": condition,
-                "ExpressionAttributeNames": {"#status": "status"},
-                "ExpressionAttributeValues": _values(values),
-            }, lambda old: ConditionFailed(old)),
-            self._entry_put(incident_id, entry),
-        ]
+        ops = [self._entry_update(incident_id, sets, condition, values),
+               self._entry_put(incident_id, entry)]
         if alarm is not None:
             ops.append(self._alarm_mark(alarm, owner=incident_id))
         if once is not None:
@@ -497,19 +487,12 @@ class Store:
     def add_note(self, incident_id: int, entry: dict[str, Any], *,
                  expected_versions: list[int] | None = None, once: Once | None = None) -> None:
         """Only while the incident has entry["status"]; else ConditionFailed (as it was)."""
-        values: dict[str, Any] = {":status": entry["status"], ":at": entry["at"], ":one": 1}
+        values: dict[str, Any] = {":status": entry["status"], ":at": entry["at"]}
         condition = "attribute_exists(pk) AND #status = :status AND last_entry_at < :at"
         if expected_versions is not None:
             condition += f" AND version IN ({_placeholders(values, 'v', expected_versions or [-1])})"
         ops = [
-            _Op("Update", {
-                "Key": _key(_incident_key(incident_id)),
-                "UpdateExpression": "SET updated_at = :at, last_entry_at = :at, "
-                "version = version + :one, history_count = history_count + :one",
-                "ConditionExpression": condition,
-                "ExpressionAttributeNames": {"#status": "status"},
-                "ExpressionAttributeValues": _values(values),
-            }, lambda old: ConditionFailed(old)),
+            self._entry_update(incident_id, [], condition, values),
             # Stored only: the notifier tells a note from a change by `kind`.
             self._entry_put(incident_id, {**entry, "kind": "note"}),
         ]
@@ -524,22 +507,15 @@ class Store:
     ) -> None:
         """The key, passed on to `successor` and held by `holder` (neither open), comes back;
         `holder` is marked in its turn."""
-        values: dict[str, Any] = {":to": entry["status"], ":at": entry["at"], ":one": 1,
+        values: dict[str, Any] = {":to": entry["status"], ":at": entry["at"],
                                   ":resolved": "resolved", ":successor": successor}
         condition = ("#status = :resolved AND last_entry_at < :at "
                      "AND dedup_successor = :successor")
         if expected_versions is not None:
             condition += f" AND version IN ({_placeholders(values, 'v', expected_versions or [-1])})"
         ops = [
-            _Op("Update", {
-                "Key": _key(_incident_key(incident_id)),
-                "UpdateExpression": "SET #status = :to, updated_at = :at, last_entry_at = :at, "
-                "version = version + :one, history_count = history_count + :one "
-                "REMOVE dedup_successor",
-                "ConditionExpression": condition,
-                "ExpressionAttributeNames": {"#status": "status"},
-                "ExpressionAttributeValues": _values(values),
-            }, lambda old: ConditionFailed(old)),
+            self._entry_update(incident_id, ["#status = :to"], condition, values,
+                               remove="dedup_successor"),
             self._entry_put(incident_id, entry),
             self._dedup_claim(dedup_key, incident_id, holder, None),
             self._mark_successor(holder, incident_id),
@@ -554,6 +530,19 @@ class Store:
         self._transact([self._alarm_mark(alarm, owner=None)])
 
     # --- transaction items ---
+
+    def _entry_update(self, incident_id: int, sets: list[str], condition: str,
+                      values: dict[str, Any], *, remove: str = "") -> _Op:
+        """The incident's half of a change that records an entry at `:at` (the other: _entry_put)."""
+        sets = [*sets, "updated_at = :at", "last_entry_at = :at", "version = version + :one",
+                "history_count = history_count + :one"]
+        return _Op("Update", {
+            "Key": _key(_incident_key(incident_id)),
+            "UpdateExpression": "SET " + ", ".join(sets) + (f" REMOVE {remove}" if remove else ""),
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": {"#status": "status"},
+            "ExpressionAttributeValues": _values({**values, ":one": 1}),
+        }, lambda old: ConditionFailed(old))
 
     def _entry_put(self, incident_id: int, entry: dict[str, Any]) -> _Op:
         # Unconditional: the incident's `last_entry_at < :at` already makes the key new.
