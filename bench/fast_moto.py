@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import copy as _real_copy
 import json
+import threading
 from decimal import Decimal
 from typing import Any, Iterator
 
@@ -93,15 +94,43 @@ def _fast_transact(self: Any, transact_items: list[dict[str, Any]]) -> None:
         moto_models.copy = _real_copy
 
 
+_original_query = MotoTable.query
+_original_all_items = MotoTable.all_items
+_one_collection = threading.local()
+
+
+def _fast_all_items(self: MotoTable) -> list[Any]:
+    only = getattr(_one_collection, "value", None)
+    if only is not None and only[0] is self:
+        return list(only[1].values())
+    return _original_all_items(self)
+
+
+def _fast_query(self: MotoTable, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
+    """A Query on the table itself (an item collection): moto sorts every item of the table to
+    pick the collection's, then sorts those by range key. Handing it the collection alone gives
+    the same answer (seconds per Query at 100k incidents, each with its entries)."""
+    index_name = args[6] if len(args) > 6 else kwargs.get("index_name")
+    if index_name or hash_key is None or not self.range_key_attr:
+        return _original_query(self, hash_key, *args, **kwargs)
+    _one_collection.value = (self, self.items.get(hash_key, {}))
+    try:
+        return _original_query(self, hash_key, *args, **kwargs)
+    finally:
+        _one_collection.value = None
+
+
 @contextlib.contextmanager
 def fast_moto() -> Iterator[None]:
     """Speed-ups of moto for large tables; same answers (tests/test_bench_smoke.py checks)."""
     MotoTable.sorted_items = _fast_sorted_items
     DynamoHandler.serialized = _fast_serialized
     moto_models.DynamoDBBackend.transact_write_items = _fast_transact
+    MotoTable.query, MotoTable.all_items = _fast_query, _fast_all_items
     try:
         yield
     finally:
+        MotoTable.query, MotoTable.all_items = _original_query, _original_all_items
         MotoTable.sorted_items = _original_sorted_items
         DynamoHandler.serialized = _original_serialized
         moto_models.DynamoDBBackend.transact_write_items = _original_transact

@@ -142,6 +142,9 @@ def test_moto_speed_ups_answer_exactly_as_moto_does(bench: Any) -> None:
         long_id = bench.long_history_id(bench.seed_plan(SIZE))
         queries += [dict(KeyConditionExpression=Key("pk").eq(f"incident#{i}") & Key("sk").lte("incident"),
                          ScanIndexForward=False, ConsistentRead=True, Limit=101) for i in (1, long_id)]
+        queries += [dict(KeyConditionExpression=Key("pk").eq(f"incident#{long_id}")
+                         & Key("sk").begins_with("history#"), Limit=10),
+                    dict(KeyConditionExpression=Key("pk").eq("incident#no-such-one"))]
 
         def answers() -> list[dict[str, Any]]:
             found = []
