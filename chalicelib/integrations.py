@@ -18,7 +18,7 @@ from chalicelib.incidents import (
     Unavailable,
     etag,
 )
-from chalicelib.store import AlarmMark, DedupKeyTaken, StaleEvent, Store
+from chalicelib.store import Store
 
 SOURCE = "monitoring"
 logger = logging.getLogger(__name__)
@@ -108,31 +108,9 @@ def ingest_alert(store: Store, alert: alertmanager.Alert, *, by: str) -> str:
                 dedup_key=alert.dedup_key, once=once, alarm_at=alert.at, severity=alert.severity,
             )
             return "duplicate" if created.replayed else "applied"
-        resolve_for_event(store, alert.dedup_key, alert.at, by=by, note=alert.resolved_note, once=once)
+        services.resolve_for_alarm_event(store, alert.dedup_key, alert.at, by=by,
+                                         note=alert.resolved_note, once=once)
         return "applied"
     except StaleAlarmEvent as stale:
         logger.info("alert ignored as stale: %s", stale, extra={"dedup_key": alert.dedup_key})
         return "stale"
-
-
-def resolve_for_event(store: Store, dedup_key: str, at: str, *, by: str, note: str,
-                      once: services.OnceKey) -> dict[str, Any] | None:
-    """As services._resolve_for_alarm: None open, only records `at`; not newer: StaleAlarmEvent."""
-    mark = AlarmMark(dedup_key, at)
-    for _ in range(services.MAX_ATTEMPTS):
-        record = store.dedup_record(dedup_key)
-        if record is not None and record.alarm_at is not None and record.alarm_at >= at:
-            raise StaleAlarmEvent(f"event at {at} is not newer than {record.alarm_at}")
-        owner = record.incident_id if record is not None else None
-        current = store.get_incident_item(owner) if owner is not None else None
-        try:
-            if current is None or current["status"] not in OPEN_STATUSES:
-                store.mark_alarm(mark)
-                return None
-            return services.change_status(store, owner, Status.RESOLVED, by=by, note=note,
-                                          once=once, alarm=mark)
-        except (TransitionNotAllowed, DedupKeyTaken):
-            continue
-        except StaleEvent as stale:
-            raise StaleAlarmEvent(str(stale)) from None
-    raise Unavailable(f"the incident of {dedup_key!r} kept changing; will be retried")

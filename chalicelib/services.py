@@ -353,7 +353,13 @@ def ingest_alarm(store: Store, change: AlarmChange, event_key: str) -> Ingested:
             )
             return Ingested("duplicate" if created.replayed else "applied", created.incident)
         if change.state == "OK":
-            return Ingested("applied", _resolve_for_alarm(store, change, once))
+            from chalicelib.alarms import recovery_note
+
+            resolved = resolve_for_alarm_event(
+                store, change.dedup_key, change.changed_at or now_iso(), by=ALARM_BY,
+                note=recovery_note(change), once=once,
+            )
+            return Ingested("applied", resolved)
     except StaleAlarmEvent as stale:
         logger.info("alarm event ignored as stale: %s", stale,
                     extra={"alarm": change.alarm_name, "state": change.state})
@@ -361,30 +367,27 @@ def ingest_alarm(store: Store, change: AlarmChange, event_key: str) -> Ingested:
     return Ingested("applied")
 
 
-def _resolve_for_alarm(store: Store, change: AlarmChange, once: OnceKey) -> dict[str, Any] | None:
-    """None open: only records the event's time."""
-    alarm = AlarmMark(change.dedup_key, change.changed_at or now_iso())
+def resolve_for_alarm_event(store: Store, dedup_key: str, at: str, *, by: str, note: str,
+                            once: OnceKey) -> dict[str, Any] | None:
+    """Resolves the key's open incident with the event at `at`; none open: only records `at`.
+    StaleAlarmEvent if `at` is not newer than the key's last applied event."""
+    mark = AlarmMark(dedup_key, at)
     for _ in range(MAX_ATTEMPTS):
-        record = store.dedup_record(change.dedup_key)
-        if record is not None and record.alarm_at is not None and record.alarm_at >= alarm.at:
-            raise StaleAlarmEvent(f"alarm event at {alarm.at} is not newer than {record.alarm_at}")
+        record = store.dedup_record(dedup_key)
+        if record is not None and record.alarm_at is not None and record.alarm_at >= at:
+            raise StaleAlarmEvent(f"alarm event at {at} is not newer than {record.alarm_at}")
         owner = record.incident_id if record is not None else None
         current = store.get_incident_item(owner) if owner is not None else None
         try:
             if current is None or current["status"] not in OPEN_STATUSES:
-                store.mark_alarm(alarm)
+                store.mark_alarm(mark)
                 return None
-            from chalicelib.alarms import recovery_note
-
-            return change_status(
-                store, owner, Status.RESOLVED, by=ALARM_BY, note=recovery_note(change),
-                once=once, alarm=alarm,
-            )
+            return change_status(store, owner, Status.RESOLVED, by=by, note=note, once=once, alarm=mark)
         except (TransitionNotAllowed, DedupKeyTaken):
             continue  # closed, or the key moved, since our read
         except StaleEvent as stale:
             raise StaleAlarmEvent(str(stale)) from None
-    raise Unavailable(f"alarm {change.alarm_name!r} kept changing; will be retried")
+    raise Unavailable(f"the incident of {dedup_key!r} kept changing; will be retried")
 
 
 @metrics.alarm_record
