@@ -129,28 +129,8 @@ def _schemas() -> dict[str, Any]:
         },
         "Incident": _incident_schema(),
         "IncidentSummary": _without_history(_incident_schema()),
-        "HistoryPage": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["items", "next_cursor"],
-            "properties": {
-                "items": {"type": "array", "maxItems": MAX_LIMIT,
-                          "items": _ref("schemas", "HistoryEntry")},
-                "next_cursor": {"type": ["string", "null"],
-                                "description": "Pass as `cursor` for the next page; null on the last page."},
-            },
-        },
-        "IncidentPage": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["items", "next_cursor"],
-            "properties": {
-                "items": {"type": "array", "maxItems": MAX_LIMIT,
-                          "items": _ref("schemas", "IncidentSummary")},
-                "next_cursor": {"type": ["string", "null"],
-                                "description": "Pass as `cursor` for the next page; null on the last page."},
-            },
-        },
+        "HistoryPage": _page_of("HistoryEntry"),
+        "IncidentPage": _page_of("IncidentSummary"),
         "NewIncident": {
             "type": "object",
             "additionalProperties": False,
@@ -494,6 +474,19 @@ def _paths() -> dict[str, Any]:
                     "503": _r("Unavailable"),
                 },
             },
+        },
+    }
+
+
+def _page_of(schema: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["items", "next_cursor"],
+        "properties": {
+            "items": {"type": "array", "maxItems": MAX_LIMIT, "items": _ref("schemas", schema)},
+            "next_cursor": {"type": ["string", "null"],
+                            "description": "Pass as `cursor` for the next page; null on the last page."},
         },
     }
 
