@@ -481,13 +481,13 @@ def run_skewed(http: Http, recorder: CallRecorder, middle_key: str) -> dict[str,
     return measured.ops
 
 
-def _new_client_session(recorder: CallRecorder) -> None:
+def new_client_session(recorder: CallRecorder) -> None:
     boto3.setup_default_session()
     # On the session before any client exists: every boto3 client made from it.
     recorder.register(boto3.DEFAULT_SESSION.events)
 
 
-def _new_store(recorder: CallRecorder) -> Any:
+def new_store(recorder: CallRecorder) -> Any:
     """The app's store, made afresh; its client is botocore's own, not the boto3 session's."""
     from chalicelib.store import default_store
 
@@ -511,9 +511,9 @@ def measure_size(size: int, *, log: Callable[[str], None] = lambda _: None,
     recorder = CallRecorder()
     fast_writer_config = Config(parameter_validation=False)
     with mock_aws(), fast_moto():
-        _new_client_session(recorder)
+        new_client_session(recorder)
         create_table(boto3.client("dynamodb"), TABLE_NAME)
-        store = _new_store(recorder)
+        store = new_store(recorder)
         started = time.perf_counter()
         plan = seed_plan(size)
         fast_writer = boto3.resource("dynamodb", config=fast_writer_config)
@@ -546,11 +546,11 @@ def measure_size(size: int, *, log: Callable[[str], None] = lambda _: None,
     os.environ["TABLE_NAME"] = SKEW_TABLE
     try:
         with mock_aws(), fast_moto():
-            _new_client_session(recorder)
+            new_client_session(recorder)
             create_table(boto3.client("dynamodb"), SKEW_TABLE)
             # Made now, not on the first request: chalice.test.Client lays the stage's
             # environment (its TABLE_NAME) over os.environ while it handles a request.
-            _new_store(recorder)
+            new_store(recorder)
             started = time.perf_counter()
             fast_writer = boto3.resource("dynamodb", config=fast_writer_config)
             skew_seeded = seed(fast_writer.Table(SKEW_TABLE), size, datetime.now(timezone.utc),

@@ -29,7 +29,7 @@ import boto3  # noqa: E402
 from botocore.config import Config  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
-from dynamo_counts import CallRecorder, Http, seed_plan  # noqa: E402
+from dynamo_counts import CallRecorder, Http, new_client_session, new_store, seed_plan  # noqa: E402
 from fast_moto import fast_moto  # noqa: E402
 
 BATCH = 100
@@ -136,14 +136,10 @@ def measure_size(size: int, *, log: Callable[[str], None] = lambda _: None) -> d
     from chalicelib.store import create_table, default_store
 
     with mock_aws(), fast_moto():
-        boto3.setup_default_session()
         recorder = CallRecorder()
-        boto3.DEFAULT_SESSION.events.register("after-call.dynamodb", recorder)
+        new_client_session(recorder)
         create_table(boto3.client("dynamodb"), TABLE_NAME)
-        default_store.cache_clear()
-        store = default_store()
-        # The store's client is botocore's own (chalicelib/aws.py), not the boto3 session's.
-        store._client.meta.events.register("after-call.dynamodb", recorder)
+        store = new_store(recorder)
         writer = boto3.resource("dynamodb", config=Config(parameter_validation=False))
         seeded = seed(writer.Table(store.table_name), size)
         log(f"  seeded {size:,} incidents {seeded}")

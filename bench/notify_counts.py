@@ -21,6 +21,7 @@ use_fake_aws()
 
 import boto3  # noqa: E402
 from botocore.config import Config  # noqa: E402
+from dynamo_counts import CallRecorder, new_client_session, new_store  # noqa: E402
 from fast_moto import fast_moto  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
@@ -34,26 +35,13 @@ class Cost:
     items_read: int = 0
 
 
-class Counter:
-    def __init__(self) -> None:
-        self.cost: Cost | None = None
-
-    def __call__(self, *, parsed: dict[str, Any], model: Any, **_: Any) -> None:
-        if self.cost is None:
-            return
-        self.cost.calls += 1
-        if model.name == "Query":
-            self.cost.items_read += int(parsed.get("ScannedCount", 0))
-        elif model.name == "GetItem" and parsed.get("Item"):
-            self.cost.items_read += 1
-
-    @contextlib.contextmanager
-    def counting(self) -> Iterator[Cost]:
-        self.cost = Cost()
-        try:
-            yield self.cost
-        finally:
-            self.cost = None
+@contextlib.contextmanager
+def counting(recorder: CallRecorder) -> Iterator[Cost]:
+    """The calls made inside the block and the items they read, as dynamo_counts counts them."""
+    cost = Cost()
+    with recorder.recording() as calls:
+        yield cost
+    cost.calls, cost.items_read = len(calls), sum(call.items_read for call in calls)
 
 
 def _iso(moment: datetime) -> str:
@@ -91,31 +79,27 @@ def measure(size: int) -> dict[str, Cost]:
     from chalicelib.telegram_client import Console
 
     with mock_aws(), fast_moto():
-        boto3.setup_default_session()
-        counter = Counter()
-        boto3.DEFAULT_SESSION.events.register("after-call.dynamodb", counter)
+        recorder = CallRecorder()
+        new_client_session(recorder)
         create_table(boto3.client("dynamodb"), TABLE_NAME)
-        default_store.cache_clear()
-        store = default_store()
-        # The store's client is botocore's own (chalicelib/aws.py), not the boto3 session's.
-        store._client.meta.events.register("after-call.dynamodb", counter)
+        store = new_store(recorder)
         now = datetime.now(timezone.utc)
         writer = boto3.resource("dynamodb", config=Config(parameter_validation=False))
         seed(writer.Table(TABLE_NAME), size, now)
         settings = notifier.Settings(chat_id="-100")
         quiet = Console(write=lambda _: None)
         costs: dict[str, Cost] = {}
-        with counter.counting() as costs["reminder run"]:
+        with counting(recorder) as costs["reminder run"]:
             sent = notifier.send_reminders(store, quiet, settings, now)
         assert sent == OPEN, sent
-        with counter.counting() as costs["digest"]:
+        with counting(recorder) as costs["digest"]:
             notifier.send_digest(store, quiet, settings, now)
         headers = {"x-api-key": "bench-key", "Content-Type": "application/json"}
         with Client(app) as client:
-            with counter.counting() as costs["API create"]:
+            with counting(recorder) as costs["API create"]:
                 client.http.post("/incidents", headers=headers,
                                  body='{"description": "x", "source": "operator"}')
-            with counter.counting() as costs["API status change"]:
+            with counting(recorder) as costs["API status change"]:
                 client.http.patch(f"/incidents/{size}", headers=headers, body='{"status": "closed"}')
         default_store.cache_clear()
         return costs

@@ -99,7 +99,7 @@ def part_counts(sizes: list[int], targets: list[tuple[str, bool | None, str]]) -
     long_item = f"incident item, {LONG_HISTORY + 1:,} entries"
     long_request = f"status change request, {LONG_HISTORY:,} entries before"
     page_bytes = f"list page response, {BIG_PAGE_LIMIT} items"
-    say(f"### Sizes (bytes; DynamoDB item size rules; request = the JSON body botocore sent)")
+    say("### Sizes (bytes; DynamoDB item size rules; request = the JSON body botocore sent)")
     size_names = list(last.sizes)
     table(["what", "", *[f"@{short(r.size)}" for r in results]],
           [[name, "", *[f"{r.sizes.get(name, 0):,}" for r in results]] for name in size_names])
