@@ -50,7 +50,7 @@ def _request_done(fields: dict[str, Any], status: int, started: float, summary: 
         metrics.telegram_update(_telegram_outcome(status, summary))
     level = logging.ERROR if status >= 500 else logging.INFO
     request_log.log(level, "request", exc_info=exc_info, extra={
-        **fields, "status": status, "latency_ms": round((time.perf_counter() - started) * 1000, 2),
+        **fields, "status": status, "latency_ms": _ms(started),
         **summary})
 
 
