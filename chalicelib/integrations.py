@@ -60,8 +60,8 @@ def enqueue(store: Store, raw: bytes | None, content_type: str | None,
     return Answer(202, pagerduty.accepted(dedup_key))
 
 
-def move_open_incident(store: Store, dedup_key: str, target: Status, *, by: str,
-                       note: str | None = None) -> dict[str, Any] | None:
+def move_open_incident(store: Store, dedup_key: str, target: Status, *,
+                       by: str) -> dict[str, Any] | None:
     """None if nothing is open; guarded by the version read, so an acknowledge never reopens."""
     for _ in range(services.MAX_ATTEMPTS):
         record = store.dedup_record(dedup_key)
@@ -70,8 +70,7 @@ def move_open_incident(store: Store, dedup_key: str, target: Status, *, by: str,
         if current is None or current["status"] not in OPEN_STATUSES:
             return None
         try:
-            return services.change_status(store, owner, target, by=by, note=note,
-                                          if_match=etag(current))
+            return services.change_status(store, owner, target, by=by, if_match=etag(current))
         except (PreconditionFailed, TransitionNotAllowed):
             continue  # changed since our read
     raise Unavailable(f"the incident of {dedup_key!r} kept changing; try again")
