@@ -44,6 +44,7 @@ observability.install(app)
 ANY_CONTENT = ["*/*"]
 PUBLIC_ROUTES = {"/health", "/openapi.json", "/telegram/webhook", "/docs"}
 RETRY_AFTER_SECONDS = "1"
+CALLER = "incidents.api_key"
 
 
 @app.middleware("http")
@@ -54,9 +55,18 @@ def require_api_key(request: Any, get_response: Callable[[Any], Response]) -> Re
         keys = auth.configured_api_keys()
     except SecretUnavailable:
         return _secret_unavailable()
-    if auth.is_valid_key(request.headers.get("x-api-key"), keys):
-        return get_response(request)
-    return _error(401, "UnauthorizedError", "missing or wrong x-api-key header")
+    caller = auth.authenticate(request.headers.get("x-api-key"), keys)
+    if caller is None:
+        return _error(401, "UnauthorizedError", "missing or wrong x-api-key header")
+    if not caller.may(request.method):
+        return _forbidden(caller)
+    request.context[CALLER] = caller
+    return get_response(request)
+
+
+def _caller() -> auth.ApiKey:
+    """The key require_api_key accepted for this request: who acts, and its Idempotency scope."""
+    return app.current_request.context[CALLER]
 
 
 def http_errors(view: Callable[..., Response]) -> Callable[..., Response]:
@@ -96,9 +106,9 @@ def create_incident() -> Response:
     body = payloads.json_object(request.raw_body, request.headers.get("content-type"))
     fields = payloads.fields(body, payloads.CREATE_FIELDS)
     key = payloads.idempotency_key(request.headers.get("idempotency-key"))
-    caller = auth.caller_id(request.headers.get("x-api-key") or "")
-    once = services.OnceKey(f"api#{caller}#{key}", payloads.fingerprint(body)) if key else None
-    created = services.open_incident(default_store(), **fields, by="api", once=once)
+    caller = _caller()
+    once = services.OnceKey(f"api#{caller.caller_id}#{key}", payloads.fingerprint(body)) if key else None
+    created = services.open_incident(default_store(), **fields, by=caller.by, once=once)
     headers = {"Location": f"/incidents/{created.incident['id']}"}
     if created.replayed:
         headers["Idempotent-Replayed"] = "true"
@@ -142,7 +152,7 @@ def patch_incident(incident_id: str) -> Response:
     body = payloads.json_object(request.raw_body, request.headers.get("content-type"))
     fields = payloads.fields(body, payloads.PATCH_FIELDS)
     incident = services.change_status(
-        default_store(), ident, fields["status"], note=fields["note"], by="api",
+        default_store(), ident, fields["status"], note=fields["note"], by=_caller().by,
         if_match=request.headers.get("if-match"),
     )
     return _incident_response(incident)
@@ -175,6 +185,10 @@ def _json(body: Any, status_code: int = 200, headers: dict[str, str] | None = No
 
 def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
     return Response(body={"Code": code, "Message": message}, status_code=status, headers=headers or {})
+
+
+def _forbidden(caller: auth.ApiKey) -> Response:
+    return _error(403, "ForbiddenError", caller.refusal(app.current_request.method))
 
 
 def _unavailable() -> Response:
@@ -305,7 +319,7 @@ def add_note(incident_id: str) -> Response:
     body = payloads.json_object(request.raw_body, request.headers.get("content-type"))
     fields = payloads.fields(body, payloads.NOTE_FIELDS)
     incident = services.add_note(
-        default_store(), ident, fields["note"], by="api", if_match=request.headers.get("if-match")
+        default_store(), ident, fields["note"], by=_caller().by, if_match=request.headers.get("if-match")
     )
     return _incident_response(incident, 201)
 
@@ -397,8 +411,11 @@ def alertmanager_webhook() -> Response:
 
     request = app.current_request
     presented = auth.bearer_token(request.headers.get("authorization")) or request.headers.get("x-api-key")
-    if not auth.is_valid_key(presented, auth.configured_api_keys()):
+    caller = auth.authenticate(presented, auth.configured_api_keys())
+    if caller is None:
         return _error(401, "UnauthorizedError", "missing or wrong Authorization: Bearer <API key> (or x-api-key)")
+    if not caller.may(request.method):
+        return _forbidden(caller)
     body = payloads.json_object(request.raw_body, request.headers.get("content-type"),
                                 max_bytes=INTEGRATION_MAX_BODY_BYTES)
     try:

@@ -318,7 +318,7 @@ def test_locally_a_plain_variable_wins_and_no_ssm_client_is_made(monkeypatch):
     secrets.clear_cache()
     monkeypatch.setenv("API_KEYS_PARAMETER", PARAMETER)
     monkeypatch.setenv("API_KEYS", "local-key")
-    assert auth.configured_api_keys() == ["local-key"]
+    assert [key.secret for key in auth.configured_api_keys()] == ["local-key"]
     assert secrets._ssm_client.cache_info().currsize == 0
 
 
