@@ -1,5 +1,6 @@
 """GET /board: the static page, and the page at work in headless chromium against `make run`:
-the key, the columns, a move, a note, a 409 and a 412 explained, a 401, and screenshots at phone
+the key, the columns, a move, a note, a 409, a 412 and a read-only key's 403 explained, a 401, and
+screenshots at phone
 and laptop size (saved under test-artifacts/, checked not to be blank)."""
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from chalicelib import board
 from local_run import ROOT, local_service
 
 KEY = "board-test-key"
+READ_ONLY_KEY = "board-test-read-only-key"
 ARTIFACTS = ROOT / "test-artifacts"
 
 
@@ -62,7 +64,7 @@ def service() -> Iterator[Any]:
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} is missing and could not be installed (scripts/ensure_chromium.sh, "
                     "run by `make test`, installs Debian's chromium where apt-get is usable)")
-    with local_service({"API_KEYS": KEY}) as run:
+    with local_service({"API_KEYS": f"{KEY},dashboard:read={READ_ONLY_KEY}"}) as run:
         http = Http(run.base)
         seeded = [
             http("POST", "/incidents", {"description": "Самокат #42 не в сети", "source": "monitoring"}),
@@ -186,6 +188,32 @@ def test_a_wrong_key_is_explained_and_asked_for_again(service: Any) -> None:
                                 "document.getElementById('key-message').textContent")
         assert "API key was not accepted" in text
         assert browser.js("sessionStorage.length") == 0
+
+
+def test_with_a_read_only_key_the_board_reads_and_its_actions_say_why_not(service: Any) -> None:
+    run, http = service
+    with Browser() as browser:
+        open_board(browser, run.base, key=READ_ONLY_KEY)
+        browser.wait_for("document.body.dataset.state === 'ready'")
+        assert 5 in ids_in(browser, "new")
+        browser.js("document.querySelector('.card[data-id=\"5\"]').click()")
+        browser.wait_for("document.getElementById('detail').dataset.id === '5' && "
+                         "document.getElementById('history').children.length > 0")
+
+        browser.js("document.querySelector('#moves .move[data-status=\"resolved\"]').click()")
+        text = message(browser, "403")
+        assert "Not allowed (403)" in text and "'dashboard' is read-only" in text
+        assert READ_ONLY_KEY not in text
+        assert http("GET", "/incidents/5")["status"] == "new"
+
+        browser.js("document.getElementById('note-text').value = 'from the wall screen';"
+                   "document.getElementById('note-add').click()")
+        browser.wait_for("document.getElementById('message').hidden === false && "
+                         "!document.getElementById('note-add').disabled")
+        assert "'dashboard' is read-only" in message(browser, "403")
+        assert browser.js("document.getElementById('note-text').value") == "from the wall screen"
+        assert "from the wall screen" not in json.dumps(http("GET", "/incidents/5/history"))
+        assert browser.js("document.getElementById('key-form').hidden")  # still signed in
 
 
 def test_a_service_that_does_not_answer_is_explained(service: Any) -> None:
