@@ -122,8 +122,10 @@ def _schemas() -> dict[str, Any]:
                 "note": {**nullable_text, "maxLength": MAX_NOTE},
                 "by": {
                     "type": "string",
-                    "description": "`api`, `cloudwatch` or `telegram:<username or id>`.",
-                    "examples": ["api", "cloudwatch", "telegram:alice"],
+                    "description": "`api` (a key configured without a name), `api:<key name>`, "
+                                   "`cloudwatch`, `telegram:<username or id>`, "
+                                   "`pagerduty:<payload.source>` or `alertmanager:<receiver>`.",
+                    "examples": ["api", "api:partner", "cloudwatch", "telegram:alice"],
                 },
             },
         },
@@ -268,6 +270,12 @@ def _parameters() -> dict[str, Any]:
     }
 
 
+READ_ONLY_KEY = ("`ForbiddenError`: the API key is read-only (configured as `name:read=key`) and may "
+                 "only GET; the message names the key's name, never its value. Nothing is changed.")
+NO_SUCH_ROUTE = ("The path matches no route (the id segment is empty or holds a `/`). Answered by API "
+                 "Gateway / `chalice local` with `{\"message\": \"Missing Authentication Token\"}`.")
+
+
 def _error_response(description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
     response: dict[str, Any] = {"description": description, "content": _json(_ref("schemas", "Error"))}
     if headers:
@@ -298,10 +306,13 @@ def _responses() -> dict[str, Any]:
         "Unavailable": _error_response("The table does not answer or throttles past the retries, "
                                        "or a secret could not be read yet.",
                                        retry_after),
+        "ReadOnlyKey": _error_response(READ_ONLY_KEY),
+        "ReadOnlyKeyOrNoSuchRoute": {
+            "description": f"{READ_ONLY_KEY} Or: {NO_SUCH_ROUTE}",
+            "content": _json({"oneOf": [_ref("schemas", "Error"), _ref("schemas", "GatewayMessage")]}),
+        },
         "NoSuchRoute": {
-            "description": "The path matches no route (the id segment is empty or holds a `/`). "
-                           "Answered by API Gateway / `chalice local` with "
-                           "`{\"message\": \"Missing Authentication Token\"}`.",
+            "description": NO_SUCH_ROUTE,
             "content": _json(_ref("schemas", "GatewayMessage")),
         },
     }
@@ -353,7 +364,8 @@ def _paths() -> dict[str, Any]:
                     "200": _incident_response(
                         "An open incident has this `dedup_key`: it is answered with `occurrences` "
                         "grown by one, and nothing new is created.", links, created_headers),
-                    "400": _r("BadRequest"), "401": _r("Unauthorized"), "413": _r("PayloadTooLarge"),
+                    "400": _r("BadRequest"), "401": _r("Unauthorized"), "403": _r("ReadOnlyKey"),
+                    "413": _r("PayloadTooLarge"),
                     "415": _r("UnsupportedMediaType"), "422": _r("IdempotencyKeyReused"),
                     "503": _r("Unavailable"),
                 },
@@ -397,7 +409,7 @@ def _paths() -> dict[str, Any]:
                 "requestBody": {**json_body, "content": _json(_ref("schemas", "StatusChange"))},
                 "responses": {
                     "200": _incident_response("The incident after the change.", {"GetIncident": links["GetIncident"]}),
-                    "400": _r("BadRequest"), "401": _r("Unauthorized"), "403": _r("NoSuchRoute"),
+                    "400": _r("BadRequest"), "401": _r("Unauthorized"), "403": _r("ReadOnlyKeyOrNoSuchRoute"),
                     "404": _r("NotFound"), "409": _r("Conflict"), "412": _r("PreconditionFailed"),
                     "413": _r("PayloadTooLarge"), "415": _r("UnsupportedMediaType"),
                     "503": _r("Unavailable"),
@@ -525,7 +537,10 @@ def build_document(server_url: str = "/") -> dict[str, Any]:
         "components": {
             "securitySchemes": {
                 "ApiKey": {"type": "apiKey", "in": "header", "name": API_KEY_HEADER,
-                           "description": "One of the configured keys (`API_KEYS`)."},
+                           "description": "One of the configured keys (`API_KEYS`: `key`, `name=key` "
+                                          "or `name:read=key`). A change made with a named key is "
+                                          "recorded as `by: api:<name>`; a read-only key may only GET "
+                                          "(anything else is 403)."},
                 "TelegramSecretToken": {"type": "apiKey", "in": "header",
                                         "name": TELEGRAM_SECRET_HEADER,
                                         "description": "`TELEGRAM_SECRET_TOKEN`, as given to "
@@ -685,6 +700,7 @@ def _integration_paths() -> dict[str, Any]:
                                            "objects, an unknown `status`, a time that is not RFC 3339, "
                                            "labels or annotations that are not strings. Nothing is stored."),
                     "401": _error_response("Missing or wrong `Authorization: Bearer <API key>` (or x-api-key)."),
+                    "403": _r("ReadOnlyKey"),
                     "413": body_too_large,
                     "415": _r("UnsupportedMediaType"),
                     "503": _r("Unavailable"),

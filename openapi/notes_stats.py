@@ -83,7 +83,8 @@ def paths() -> dict[str, Any]:
                 "requestBody": {"required": True, "content": _json(_ref("schemas", "NewNote"))},
                 "responses": {
                     "201": _incident_response("The incident with the note as its newest entry.", {}),
-                    "400": _r("BadRequest"), "401": _r("Unauthorized"), "403": _r("NoSuchRoute"),
+                    "400": _r("BadRequest"), "401": _r("Unauthorized"),
+                    "403": _r("ReadOnlyKeyOrNoSuchRoute"),
                     "404": _r("NotFound"), "412": _r("PreconditionFailed"),
                     "413": _r("PayloadTooLarge"), "415": _r("UnsupportedMediaType"),
                     "503": _r("Unavailable"),

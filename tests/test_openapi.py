@@ -114,6 +114,18 @@ def test_keyed_routes_document_401_and_bodies_document_413_415_and_503(
         assert {"400", "413", "415"} <= set(document["paths"][path][method]["responses"])
 
 
+def test_every_change_a_key_can_make_documents_the_read_only_403(document: dict[str, Any]) -> None:
+    keyed_changes = [(path, method) for path, item in document["paths"].items()
+                     for method, operation in item.items()
+                     if method not in ("parameters", "get")
+                     and {"ApiKey"} & {n for s in operation.get("security", [{"ApiKey": []}]) for n in s}]
+    assert ("/incidents", "post") in keyed_changes and ("/alertmanager", "post") in keyed_changes
+    for path, method in keyed_changes:
+        answer = document["paths"][path][method]["responses"]["403"]["$ref"]
+        assert answer.split("/")[-1].startswith("ReadOnlyKey"), (method, path)
+        assert "read-only" in document["components"]["responses"][answer.split("/")[-1]]["description"]
+
+
 def test_links_lead_from_a_create_to_reading_and_changing_it(document: dict[str, Any]) -> None:
     created = document["paths"]["/incidents"]["post"]["responses"]["201"]
     assert {link["operationId"] for link in created["links"].values()} == {
