@@ -102,7 +102,9 @@ def main() -> int:
         return 0
     print(json.dumps(public_view(incident), ensure_ascii=False, indent=2))
     port = os.environ.get("PORT") or "8000"
-    api_key = os.environ["API_KEYS"].split(",")[0].strip()
+    from chalicelib.auth import writable_key
+
+    api_key = writable_key(os.environ["API_KEYS"])
     print(f"\ncurl -s -H 'x-api-key: {api_key}' http://127.0.0.1:{port}/incidents/{incident['id']}")
     return 0
 

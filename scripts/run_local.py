@@ -35,6 +35,7 @@ import boto3
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from chalicelib.auth import writable_key  # noqa: E402
 from chalicelib.logs import iso_timestamp  # noqa: E402
 from chalicelib.store import TABLE_DEFINITION, create_table  # noqa: E402
 import local_stream  # noqa: E402
@@ -379,7 +380,7 @@ def main() -> int:
         chalice = start_chalice(port, env)
         wait_until_serving(chalice, port)
         local_stream.start(notifier_environment(env, table), stop_notifier)
-        api_key = env["API_KEYS"].split(",")[0].strip()
+        api_key = writable_key(env["API_KEYS"]) or "(none that may write: every key is :read)"
         telegram = stage_environment()
         chat = telegram.get("TELEGRAM_ALLOWED_CHATS", "").split(",")[0].strip()
         kept = f"{replayed} recorded requests replayed" if replayed else "nothing kept yet, starting empty"
