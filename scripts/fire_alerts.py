@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from run_local import DEFAULT_API_KEY, DEFAULT_INTEGRATION_KEY
+from run_local import DEFAULT_API_KEYS, DEFAULT_INTEGRATION_KEY
 
 from chalicelib.auth import writable_key  # noqa: E402 (run_local puts the repo on sys.path)
 
@@ -53,7 +53,7 @@ def main() -> int:
     parser.add_argument("status", nargs="?", default="firing", choices=["firing", "resolved"])
     args = parser.parse_args()
     base = f"http://127.0.0.1:{os.environ.get('PORT') or 8000}"
-    api_key = writable_key(os.environ.get("API_KEYS") or DEFAULT_API_KEY)
+    api_key = writable_key(os.environ.get("API_KEYS") or DEFAULT_API_KEYS)
     routing_key = (os.environ.get("INTEGRATION_KEYS") or DEFAULT_INTEGRATION_KEY).split(",")[0].strip()
     try:
         status, answer = post(f"{base}/alertmanager", alertmanager_batch(args.status),

@@ -35,12 +35,13 @@ import boto3
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from chalicelib.auth import writable_key  # noqa: E402
+from chalicelib.auth import parse_api_keys, writable_key  # noqa: E402
 from chalicelib.logs import iso_timestamp  # noqa: E402
 from chalicelib.store import TABLE_DEFINITION, create_table  # noqa: E402
 import local_stream  # noqa: E402
 
-DEFAULT_API_KEY = "local-dev-key"
+# A key that may change things, and a read-only one named dashboard (docs/security.md).
+DEFAULT_API_KEYS = "local-dev-key,dashboard:read=local-dashboard-key"
 DEFAULT_TELEGRAM_SECRET = "local-telegram-secret"
 DEFAULT_INTEGRATION_KEY = "local-integration-key"
 STAGE = "dev"
@@ -89,7 +90,7 @@ def local_environment(moto_port: int) -> dict[str, str]:
         AWS_ACCESS_KEY_ID="local",
         AWS_SECRET_ACCESS_KEY="local",
         AWS_ENDPOINT_URL_DYNAMODB=f"http://127.0.0.1:{moto_port}",
-        API_KEYS=env.get("API_KEYS") or DEFAULT_API_KEY,
+        API_KEYS=env.get("API_KEYS") or DEFAULT_API_KEYS,
         # Set here so that nothing local ever asks SSM (the stage names a parameter for Lambda).
         TELEGRAM_SECRET_TOKEN=env.get("TELEGRAM_SECRET_TOKEN") or DEFAULT_TELEGRAM_SECRET,
         INTEGRATION_KEYS=env.get("INTEGRATION_KEYS") or DEFAULT_INTEGRATION_KEY,
@@ -381,6 +382,7 @@ def main() -> int:
         wait_until_serving(chalice, port)
         local_stream.start(notifier_environment(env, table), stop_notifier)
         api_key = writable_key(env["API_KEYS"]) or "(none that may write: every key is :read)"
+        read_only = [key for key in parse_api_keys(env["API_KEYS"]) if key.read_only]
         telegram = stage_environment()
         chat = telegram.get("TELEGRAM_ALLOWED_CHATS", "").split(",")[0].strip()
         kept = f"{replayed} recorded requests replayed" if replayed else "nothing kept yet, starting empty"
@@ -388,6 +390,8 @@ def main() -> int:
         print(f"Data kept in {state} ({kept}); `make run FRESH=1` starts empty")
         print(f"Incident API on http://127.0.0.1:{port}")
         print(f"API key: {api_key}   (header x-api-key; set API_KEYS to choose your own)")
+        if read_only:
+            print(f"Read-only API key: {read_only[0].secret}   (named {read_only[0].name}: GET only)")
         print(f"Telegram webhook: http://127.0.0.1:{port}/telegram/webhook, secret "
               f"{env['TELEGRAM_SECRET_TOKEN']} (header X-Telegram-Bot-Api-Secret-Token)")
         print(f"Telegram bot @{telegram.get('TELEGRAM_BOT_USERNAME', '')} serves chat {chat}: "
