@@ -18,13 +18,12 @@ from chalicelib import secrets
 logger = logging.getLogger(__name__)
 
 DEFAULT_NAME = "api"
-READ_SUFFIX = ":read"
 # Before the first "=": a name, optionally ":read". Anything else before it (upper case, "+",
 # "/") or "=" right after it (base64 padding) leaves the entry one bare key, as it always was.
 NAMED_ENTRY = re.compile(r"(?P<name>[a-z0-9_-]{1,64})(?P<read>:read)?\s*=\s*(?P<secret>[^=\s].*)?",
                          re.DOTALL)
 NAME_RULE = "1-64 of a-z, 0-9, '_' and '-'"
-# The one method a read-only key may use (contract v3); no route here answers HEAD or OPTIONS.
+# The one method a read-only key may use (contract v3): HEAD and OPTIONS are refused too.
 READ_METHODS = frozenset({"GET"})
 
 
