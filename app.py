@@ -20,7 +20,7 @@ from chalice import (
 )
 
 # Only what an API request needs is imported here; the rest on first use (docs/cold-start.md).
-from chalicelib import auth, metrics, observability, payloads, services
+from chalicelib import auth, logs, metrics, observability, payloads, services
 from chalicelib.incidents import (
     DedupKeyHeld,
     IdempotencyKeyReused,
@@ -58,6 +58,7 @@ def require_api_key(request: Any, get_response: Callable[[Any], Response]) -> Re
     caller = auth.authenticate(request.headers.get("x-api-key"), keys)
     if caller is None:
         return _error(401, "UnauthorizedError", "missing or wrong x-api-key header")
+    logs.annotate(key_name=caller.name)  # the request's log line says which key acted
     if not caller.may(request.method):
         return _forbidden(caller)
     request.context[CALLER] = caller
@@ -414,6 +415,7 @@ def alertmanager_webhook() -> Response:
     caller = auth.authenticate(presented, auth.configured_api_keys())
     if caller is None:
         return _error(401, "UnauthorizedError", "missing or wrong Authorization: Bearer <API key> (or x-api-key)")
+    logs.annotate(key_name=caller.name)
     if not caller.may(request.method):
         return _forbidden(caller)
     body = payloads.json_object(request.raw_body, request.headers.get("content-type"),

@@ -138,6 +138,19 @@ def test_alertmanager_refuses_a_read_only_key_and_records_its_receiver_for_a_nam
     assert history_by(api, item["id"]) == ["alertmanager:team-ops"]
 
 
+def test_each_request_log_line_names_the_key_that_acted_never_its_value(api, keys, capsys):
+    capsys.readouterr()
+    create(api, PARTNER_KEY)
+    api.patch("/incidents/1", {"status": "closed"}, key=DASHBOARD_KEY)
+    api.get("/incidents", key=API_KEY)
+    out = capsys.readouterr().out
+    lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    requests = [line for line in lines if line.get("message") == "request"]
+    assert [(r["status"], r.get("key_name")) for r in requests] == [
+        (201, "partner"), (403, "dashboard"), (200, "api")]
+    assert PARTNER_KEY not in out and DASHBOARD_KEY not in out
+
+
 # --- what API_KEYS may hold ---
 
 @pytest.mark.parametrize("text, expected", [
