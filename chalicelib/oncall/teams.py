@@ -106,7 +106,7 @@ def parse_team(body: dict[str, Any]) -> dict[str, Any]:
         "time_zone": _time_zone(given["time_zone"]).key,
         "rotation": _rotation(given["rotation"]),
         "escalation_rules": [_rule(rule, f"escalation_rules[{i}]") for i, rule in enumerate(rules)],
-        "num_loops": 0 if given["num_loops"] is None else _integer(
+        "num_loops": 0 if "num_loops" not in body else _integer(
             given["num_loops"], "num_loops", 0, MAX_LOOPS, "how many times the rules start again"),
     }
 

@@ -148,6 +148,7 @@ def test_a_team_name_outside_the_rule_is_400_saying_what_is_allowed(api: Any, na
     ("escalation_rules.0.delay", 5, "escalation_rules[0]: unknown field(s): delay"),
     ("num_loops", 6, "num_loops must be an integer from 0 to 5"),
     ("num_loops", -1, "num_loops must be an integer from 0 to 5"),
+    ("num_loops", None, "num_loops must be an integer from 0 to 5"),
 ])
 def test_every_field_outside_its_rule_is_400_saying_what_is_allowed(
         api: Any, path: str, value: Any, message: str) -> None:
