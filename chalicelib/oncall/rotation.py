@@ -2,6 +2,7 @@
 Nothing here reads the clock. The rules, daylight-saving changes included: docs/oncall.md."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Iterable, Sequence
@@ -48,18 +49,17 @@ def resolve_local(wall: datetime, zone: ZoneInfo) -> datetime:
     if first.astimezone(zone).replace(tzinfo=None) == wall:
         return first
     # In a gap, fold=0 reads the wall time with the offset before the change, fold=1 with the
-    # offset after: the change itself lies between the two instants.
+    # offset after: the change itself lies between the two instants. Bisect to the second.
     before = wall.replace(tzinfo=zone, fold=1).astimezone(timezone.utc)
-    low, high = before, first
     offset_before = before.astimezone(zone).utcoffset()
-    while high - low > timedelta(seconds=1):
-        middle = low + (high - low) / 2
-        middle = middle.replace(microsecond=0)
-        if middle.astimezone(zone).utcoffset() == offset_before:
+    low, high = math.floor(before.timestamp()), math.ceil(first.timestamp())
+    while high - low > 1:
+        middle = (low + high) // 2
+        if datetime.fromtimestamp(middle, zone).utcoffset() == offset_before:
             low = middle
         else:
             high = middle
-    return high
+    return datetime.fromtimestamp(high, timezone.utc)
 
 
 def handoff(rotation: Rotation, n: int) -> datetime:

@@ -245,3 +245,9 @@ def test_replacing_the_members_changes_who_is_on_call_from_then_on() -> None:
     assert user_at(before, "2026-12-02T12:00") == "maria_sre"
     assert user_at(after, "2026-12-02T12:00") == "nina_dba"
     assert user_at(after, "2026-12-03T12:00") == "ivan_ops"
+
+
+def test_a_half_hour_gap_is_handled_by_the_same_rule() -> None:
+    # Lord Howe Island moves its clocks by 30 minutes: 02:00 becomes 02:30 on 2026-10-04.
+    zone = ZoneInfo("Australia/Lord_Howe")
+    assert resolve_local(datetime(2026, 10, 4, 2, 15), zone) == utc("2026-10-03T15:30")
