@@ -337,10 +337,15 @@ def at_from_query(params: dict[str, str] | None, now: datetime) -> datetime:
     if value is None:
         return now
     rule = "at must be an ISO 8601 time such as 2026-12-03T18:00:00Z (UTC when it has no offset)"
-    try:
-        moment = datetime.fromisoformat(value) if len(value) <= 40 else None
-    except ValueError:
-        moment = None
+    # An unencoded `+` of an offset arrives as a space.
+    candidates = [value, "+".join(value.rsplit(" ", 1))] if len(value) <= 40 else []
+    moment = None
+    for candidate in candidates:
+        try:
+            moment = datetime.fromisoformat(candidate)
+            break
+        except ValueError:
+            continue
     if moment is None:
         raise InvalidInput(f"{rule}; got {value[:40]!r}")
     if moment.tzinfo is None:

@@ -189,6 +189,8 @@ def test_oncall_takes_an_offset_and_reads_a_time_without_one_as_utc(api: Any) ->
     with_offset = api.get("/teams/ops/oncall?at=2026-12-08T10:00:00%2B03:00").json_body
     assert (with_offset["at"], with_offset["user"]) == ("2026-12-08T07:00:00.000Z", "maria_sre")
     assert api.get("/teams/ops/oncall?at=2026-12-08T06:59:59").json_body["user"] == "ivan_ops"
+    unencoded = api.get("/teams/ops/oncall?at=2026-12-08T09:59:59+03:00").json_body
+    assert (unencoded["at"], unencoded["user"]) == ("2026-12-08T06:59:59.000Z", "ivan_ops")
 
 
 def test_oncall_without_at_answers_for_now(api: Any) -> None:
