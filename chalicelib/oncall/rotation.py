@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Iterable, Sequence
+from typing import Sequence
 from zoneinfo import ZoneInfo
 
 DAILY = "daily"
@@ -136,7 +136,3 @@ def _rotation_change(rotation: Rotation, after: datetime, user: str,
             return moment, member(rotation, k)
     return None
 
-
-def upcoming(overrides: Iterable[Override], now: datetime) -> list[Override]:
-    """The current and future ones, by start."""
-    return sorted((o for o in overrides if o.end > now), key=lambda o: (o.start, o.created_at, o.id))
