@@ -426,3 +426,102 @@ def alertmanager_webhook() -> Response:
         raise BadRequestError(str(error))
     result = integrations.ingest_batch(default_store(), batch)
     return _json({"status": "success", "outcomes": result.outcomes})
+
+
+# --- On call: teams, rotations, overrides (chalicelib/oncall/, docs/oncall.md) ---
+
+
+def oncall_errors(view: Callable[..., Response]) -> Callable[..., Response]:
+    """The on-call domain errors -> status codes; imported on first use, as the views are."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Response:
+        from chalicelib.oncall.teams import OnCallLimit, OverrideNotFound, TeamNotFound
+
+        try:
+            return view(*args, **kwargs)
+        except (TeamNotFound, OverrideNotFound) as error:
+            raise NotFoundError(str(error))
+        except OnCallLimit as error:
+            return _error(409, "ConflictError", str(error))
+
+    return wrapper
+
+
+@app.route("/teams", methods=["GET"], content_types=ANY_CONTENT)
+@http_errors
+def list_teams() -> Response:
+    from chalicelib.oncall import teams
+
+    return _json({"items": teams.list_teams(default_store())})
+
+
+@app.route("/teams/{name}", methods=["PUT"], content_types=ANY_CONTENT)
+@http_errors
+@oncall_errors
+def put_team(name: str) -> Response:
+    from chalicelib.oncall import teams
+
+    request = app.current_request
+    body = payloads.json_object(request.raw_body, request.headers.get("content-type"))
+    team, created = teams.put_team(default_store(), name, body, _now())
+    return _json(team, 201 if created else 200)
+
+
+@app.route("/teams/{name}", methods=["GET"], content_types=ANY_CONTENT)
+@http_errors
+@oncall_errors
+def get_team(name: str) -> Response:
+    from chalicelib.oncall import teams
+
+    return _json(teams.get_team(default_store(), name))
+
+
+@app.route("/teams/{name}", methods=["DELETE"], content_types=ANY_CONTENT)
+@http_errors
+@oncall_errors
+def delete_team(name: str) -> Response:
+    from chalicelib.oncall import teams
+
+    teams.delete_team(default_store(), name)
+    return Response(body="", status_code=204)
+
+
+@app.route("/teams/{name}/oncall", methods=["GET"], content_types=ANY_CONTENT)
+@http_errors
+@oncall_errors
+def who_is_on_call(name: str) -> Response:
+    from chalicelib.oncall import teams
+
+    at = teams.at_from_query(app.current_request.query_params, _now())
+    return _json(teams.who_is_on_call(default_store(), name, at))
+
+
+@app.route("/teams/{name}/overrides", methods=["POST"], content_types=ANY_CONTENT)
+@http_errors
+@oncall_errors
+def add_override(name: str) -> Response:
+    from chalicelib.oncall import teams
+
+    request = app.current_request
+    body = payloads.json_object(request.raw_body, request.headers.get("content-type"))
+    return _json(teams.add_override(default_store(), name, body, _now()), 201)
+
+
+@app.route("/teams/{name}/overrides", methods=["GET"], content_types=ANY_CONTENT)
+@http_errors
+@oncall_errors
+def list_overrides(name: str) -> Response:
+    from chalicelib.oncall import teams
+
+    return _json({"items": teams.list_overrides(default_store(), name, _now())})
+
+
+@app.route("/teams/{name}/overrides/{override_id}", methods=["DELETE"], content_types=ANY_CONTENT)
+@http_errors
+@oncall_errors
+def delete_override(name: str, override_id: str) -> Response:
+    from chalicelib.oncall import teams
+
+    teams.delete_override(default_store(), name, override_id, _now())
+    return Response(body="", status_code=204)

@@ -505,7 +505,7 @@ def _page_of(schema: str) -> dict[str, Any]:
 
 def build_document(server_url: str = "/") -> dict[str, Any]:
     """The whole contract as an OpenAPI 3.1 document; `server_url` is the API root as clients see it."""
-    from openapi import notes_stats  # it builds on this module's parts
+    from openapi import notes_stats, oncall  # they build on this module's parts
 
     return {
         "openapi": OPENAPI_VERSION,
@@ -532,8 +532,10 @@ def build_document(server_url: str = "/") -> dict[str, Any]:
             {"name": "integrations", "description": "PagerDuty Events API v2, Alertmanager and "
                                                     "Grafana webhooks: monitoring systems open and "
                                                     "resolve incidents with no code."},
+            {"name": "on call", "description": "Teams, their rotations and overrides, and who is "
+                                               "on call."},
         ],
-        "paths": {**_paths(), **notes_stats.paths(), **_integration_paths()},
+        "paths": {**_paths(), **notes_stats.paths(), **_integration_paths(), **oncall.paths()},
         "components": {
             "securitySchemes": {
                 "ApiKey": {"type": "apiKey", "in": "header", "name": API_KEY_HEADER,
@@ -549,8 +551,9 @@ def build_document(server_url: str = "/") -> dict[str, Any]:
                                  "description": "One of the API keys as `Authorization: Bearer "
                                                 "<key>` (Alertmanager's `http_config.authorization`)."},
             },
-            "schemas": {**_schemas(), **notes_stats.schemas(), **_integration_schemas()},
-            "parameters": _parameters(),
+            "schemas": {**_schemas(), **notes_stats.schemas(), **_integration_schemas(),
+                        **oncall.schemas()},
+            "parameters": {**_parameters(), **oncall.parameters()},
             "headers": _headers(),
             "responses": _responses(),
         },

@@ -15,7 +15,8 @@ from chalicelib import aws
 
 ROOT = Path(__file__).resolve().parent.parent
 LAZY = ("chalicelib.openapi", "chalicelib.docs_page", "chalicelib.board", "chalicelib.stats",
-        "chalicelib.telegram", "chalicelib.telegram_bot", "chalicelib.alarms", "chalicelib.notifier")
+        "chalicelib.telegram", "chalicelib.telegram_bot", "chalicelib.alarms", "chalicelib.notifier",
+        "chalicelib.oncall", "chalicelib.oncall.teams", "zoneinfo")
 
 
 def loaded_after(code: str, **env: str) -> set[str]:

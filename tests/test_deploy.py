@@ -447,6 +447,7 @@ def exercise_the_api(api: Any, client: Any) -> None:
     assert "back on" in response.json_body["text"]
     assert api.post(f"/incidents/{plain['id']}/notes", {"note": "n"}).status_code == 201
     assert api.get("/stats").status_code == 200
+    exercise_the_oncall_routes(api)
     trigger = {"routing_key": "integration-key", "event_action": "trigger",
                "payload": {"summary": "disk full", "source": "db-1", "severity": "error"}}
     assert api.post("/v2/enqueue", trigger, key=None).status_code == 202
@@ -501,6 +502,19 @@ def test_each_function_is_granted_exactly_the_calls_it_makes(dynamodb, api, clie
             and not any(a == action and fnmatch.fnmatchcase(r, pattern) for a, r in called[function]))
         assert not unused, f"{function}'s policy grants what it never uses: {unused}"
     assert not any(action.startswith("ssm:") for f in EVENT_FUNCTIONS for action, _ in called[f])
+
+
+def exercise_the_oncall_routes(api: Any) -> None:
+    team = {"chat_id": -100123, "time_zone": "UTC", "escalation_rules": [
+        {"escalation_delay_in_minutes": 5, "targets": ["on_call"]}],
+        "rotation": {"members": ["ivan_ops"], "start": "2026-12-01T10:00", "shift": "daily"}}
+    assert api.request("PUT", "/teams/ops", json_body=team).status_code == 201
+    assert api.get("/teams").status_code == 200
+    override = api.post("/teams/ops/overrides", {"user": "oleg_k", "start": "2030-01-01T00:00:00Z",
+                                                 "end": "2030-01-02T00:00:00Z"}).json_body
+    assert api.get("/teams/ops/oncall").status_code == 200
+    assert api.request("DELETE", f"/teams/ops/overrides/{override['id']}").status_code == 204
+    assert api.request("DELETE", "/teams/ops").status_code == 204
 
 
 def exercise_the_background_functions(client: Any, ssm: Any, env: dict[str, str],
