@@ -158,6 +158,7 @@ _OVERRIDE_LINKS = {
 
 _READ = {"400": _r("BadRequest"), "401": _r("Unauthorized"), "404": _TEAM_NOT_FOUND, "503": _r("Unavailable")}
 _BODY = {"413": _r("PayloadTooLarge"), "415": _r("UnsupportedMediaType")}
+_CHANGE = {"403": _r("ReadOnlyKey")}
 
 
 def paths() -> dict[str, Any]:
@@ -180,13 +181,13 @@ def paths() -> dict[str, Any]:
                               "201": _ok("Created.", "Team", _TEAM_LINKS),
                               "400": _r("BadRequest"), "401": _r("Unauthorized"),
                               "409": _error_response(f"Already {t.MAX_TEAMS} teams: delete one first."),
-                              **_BODY, "503": _r("Unavailable")},
+                              **_BODY, **_CHANGE, "503": _r("Unavailable")},
             },
             "get": {"operationId": "getTeam", "summary": "Read a team", "tags": ["on call"],
                     "responses": {"200": _ok("The team.", "Team"), **_READ}},
             "delete": {"operationId": "deleteTeam", "summary": "Delete a team and its overrides",
                        "tags": ["on call"],
-                       "responses": {"204": {"description": "Deleted."}, **_READ}},
+                       "responses": {"204": {"description": "Deleted."}, **_READ, **_CHANGE}},
         },
         "/teams/{name}/oncall": {
             "parameters": team,
@@ -209,7 +210,7 @@ def paths() -> dict[str, Any]:
                 "requestBody": {"required": True, "content": _json(_ref("schemas", "NewOverride"))},
                 "responses": {"201": _ok("The override.", "Override", _OVERRIDE_LINKS), **_READ,
                               "409": _error_response(f"The team has {t.MAX_OVERRIDES} current and "
-                                                     "future overrides already."), **_BODY},
+                                                     "future overrides already."), **_BODY, **_CHANGE},
             },
             "get": {"operationId": "listOverrides", "summary": "The current and future overrides, by start",
                     "tags": ["on call"], "responses": {"200": _ok("The overrides.", "OverrideList"), **_READ}},
@@ -218,7 +219,7 @@ def paths() -> dict[str, Any]:
             "parameters": [*team, _ref("parameters", "OverrideId")],
             "delete": {"operationId": "deleteOverride", "summary": "Remove an override",
                        "tags": ["on call"],
-                       "responses": {"204": {"description": "Removed."}, **_READ,
+                       "responses": {"204": {"description": "Removed."}, **_READ, **_CHANGE,
                                      "404": _error_response("No such team, or no current or future "
                                                             "override with that id in it.")}},
         },
