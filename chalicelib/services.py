@@ -380,7 +380,7 @@ def resolve_for_alarm_event(store: Store, dedup_key: str, at: str, *, by: str, n
         current = store.get_incident_item(owner) if owner is not None else None
         try:
             if current is None or current["status"] not in OPEN_STATUSES:
-                store.mark_alarm(mark)
+                store.mark_alarm(mark, owner=owner)
                 return None
             return change_status(store, owner, Status.RESOLVED, by=by, note=note, once=once, alarm=mark)
         except (TransitionNotAllowed, DedupKeyTaken):

@@ -9,6 +9,7 @@ import itertools
 import json
 import os
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, TypeVar
 
@@ -24,6 +25,9 @@ STATUS_SOURCE_INDEX = "by_status_source"
 CREATED_INDEX = "by_created"
 LISTED = "incident"  # every incident's `listed`: by_created's one partition
 TTL_ATTRIBUTE = "expires_at"
+# The token of the write that last changed an incident or dedup record: a retry whose condition
+# fails on its own first attempt (applied, but the answer was lost) finds it there.
+WRITE_TOKEN = "write_token"
 INCIDENT_SK = "incident"
 ENTRY_PREFIX = "history#"
 
@@ -73,6 +77,8 @@ _UNAVAILABLE_CODES = {
     "ServiceUnavailable",
     "ResourceNotFoundException",
     "TransactionConflictException",
+    # The same ClientRequestToken's first attempt still running: answered later, or retried.
+    "TransactionInProgressException",
 }
 # Possible despite validation: an item, transaction or expression over a DynamoDB limit.
 _LIMIT_CODES = {"ValidationException", "ItemCollectionSizeLimitExceededException"}
@@ -393,8 +399,9 @@ class Store:
     ) -> None:
         """One transaction; taking the key over marks `replaces_dedup_owner`: it cannot reopen."""
         (entry,) = incident["history"]
+        token = _new_token()
         ops = [
-            _Op("Put", {"Item": _item_from_incident(incident),
+            _Op("Put", {"Item": {**_item_from_incident(incident), WRITE_TOKEN: token},
                         "ConditionExpression": "attribute_not_exists(pk)"},
                 lambda old: ConditionFailed(None)),
             self._entry_put(incident["id"], entry),
@@ -406,7 +413,7 @@ class Store:
                 ops.append(self._mark_successor(replaces_dedup_owner, incident["id"]))
         if once is not None:
             ops.append(self._once_put(once))
-        self._transact(ops)
+        self._transact(ops, token)
 
     @_translating_errors
     def add_occurrence(
@@ -416,13 +423,17 @@ class Store:
     ) -> bool:
         """False when no longer open or at `expected_version`. `severity` = (raised, the ones
         below it): refused unless the current one is absent or below."""
-        condition = "#status IN (:new, :in_progress) AND dedup_key = :key"
-        values: dict[str, Any] = {":one": 1, ":at": at, ":new": "new",
+        token = _new_token()
+        # The token's condition: an ADD retried after it was applied must not count twice.
+        condition = ("#status IN (:new, :in_progress) AND dedup_key = :key"
+                     f" AND (attribute_not_exists({WRITE_TOKEN}) OR {WRITE_TOKEN} <> :token)")
+        values: dict[str, Any] = {":one": 1, ":at": at, ":new": "new", ":token": token,
                                   ":in_progress": "in_progress", ":key": dedup_key}
         if expected_version is not None:
             condition += " AND version = :version"
             values[":version"] = expected_version
-        sets = "SET occurrences = occurrences + :one, updated_at = :at, version = version + :one"
+        sets = ("SET occurrences = occurrences + :one, updated_at = :at, version = version + :one, "
+                f"{WRITE_TOKEN} = :token")
         if severity is not None:
             raised, below = severity
             condition += " AND (attribute_not_exists(#severity)"
@@ -439,11 +450,11 @@ class Store:
         }, lambda old: ConditionFailed(old))
         ops = [update]
         if alarm is not None:
-            ops.append(self._alarm_mark(alarm, owner=incident_id))
+            ops.append(self._alarm_mark(alarm, token, owner=incident_id))
         if once is not None:
             ops.append(self._once_put(once))
         try:
-            self._transact(ops)
+            self._transact(ops, token)
         except ConditionFailed:
             return False
         return True
@@ -475,13 +486,14 @@ class Store:
         sets = ["#status = :to", "acknowledged_at = if_not_exists(acknowledged_at, :at)"]
         if entry["status"] in ("resolved", "closed"):
             sets.append("resolved_at = if_not_exists(resolved_at, :at)")
-        ops = [self._entry_update(incident_id, sets, condition, values),
+        token = _new_token()
+        ops = [self._entry_update(incident_id, sets, condition, values, token),
                self._entry_put(incident_id, entry)]
         if alarm is not None:
-            ops.append(self._alarm_mark(alarm, owner=incident_id))
+            ops.append(self._alarm_mark(alarm, token, owner=incident_id))
         if once is not None:
             ops.append(self._once_put(once))
-        self._transact(ops)
+        self._transact(ops, token)
 
     @_translating_errors
     def add_note(self, incident_id: int, entry: dict[str, Any], *,
@@ -491,14 +503,15 @@ class Store:
         condition = "attribute_exists(pk) AND #status = :status AND last_entry_at < :at"
         if expected_versions is not None:
             condition += f" AND version IN ({_placeholders(values, 'v', expected_versions or [-1])})"
+        token = _new_token()
         ops = [
-            self._entry_update(incident_id, [], condition, values),
+            self._entry_update(incident_id, [], condition, values, token),
             # Stored only: the notifier tells a note from a change by `kind`.
             self._entry_put(incident_id, {**entry, "kind": "note"}),
         ]
         if once is not None:
             ops.append(self._once_put(once))
-        self._transact(ops)
+        self._transact(ops, token)
 
     @_translating_errors
     def reopen_taking_key_over(
@@ -513,8 +526,9 @@ class Store:
                      "AND dedup_successor = :successor")
         if expected_versions is not None:
             condition += f" AND version IN ({_placeholders(values, 'v', expected_versions or [-1])})"
+        token = _new_token()
         ops = [
-            self._entry_update(incident_id, ["#status = :to"], condition, values,
+            self._entry_update(incident_id, ["#status = :to"], condition, values, token,
                                remove="dedup_successor"),
             self._entry_put(incident_id, entry),
             self._dedup_claim(dedup_key, incident_id, holder, None),
@@ -522,26 +536,29 @@ class Store:
         ]
         if once is not None:
             ops.append(self._once_put(once))
-        self._transact(ops)
+        self._transact(ops, token)
 
     @_translating_errors
-    def mark_alarm(self, alarm: AlarmMark) -> None:
-        """An event that changed nothing (OK, nothing open): an older one later is stale."""
-        self._transact([self._alarm_mark(alarm, owner=None)])
+    def mark_alarm(self, alarm: AlarmMark, *, owner: int | None) -> None:
+        """An event that changed nothing (OK, nothing open): an older one later is stale.
+        Only while the key is as read: unowned (`owner` None) or held by `owner` (read as not
+        open); else DedupKeyTaken (an ALARM opened an incident since: resolve that instead)."""
+        token = _new_token()
+        self._transact([self._alarm_mark(alarm, token, owner=owner)], token)
 
     # --- transaction items ---
 
     def _entry_update(self, incident_id: int, sets: list[str], condition: str,
-                      values: dict[str, Any], *, remove: str = "") -> _Op:
+                      values: dict[str, Any], token: str, *, remove: str = "") -> _Op:
         """The incident's half of a change that records an entry at `:at` (the other: _entry_put)."""
         sets = [*sets, "updated_at = :at", "last_entry_at = :at", "version = version + :one",
-                "history_count = history_count + :one"]
+                "history_count = history_count + :one", f"{WRITE_TOKEN} = :token"]
         return _Op("Update", {
             "Key": _key(_incident_key(incident_id)),
             "UpdateExpression": "SET " + ", ".join(sets) + (f" REMOVE {remove}" if remove else ""),
             "ConditionExpression": condition,
             "ExpressionAttributeNames": {"#status": "status"},
-            "ExpressionAttributeValues": _values({**values, ":one": 1}),
+            "ExpressionAttributeValues": _values({**values, ":one": 1, ":token": token}),
         }, lambda old: ConditionFailed(old))
 
     def _entry_put(self, incident_id: int, entry: dict[str, Any]) -> _Op:
@@ -570,15 +587,18 @@ class Store:
             "ExpressionAttributeValues": _values(values),
         }, functools.partial(_refused_dedup, alarm))
 
-    def _alarm_mark(self, alarm: AlarmMark, owner: int | None) -> _Op:
+    def _alarm_mark(self, alarm: AlarmMark, token: str, owner: int | None) -> _Op:
+        """While `owner` holds the key (None: while nobody does)."""
         condition = "(attribute_not_exists(alarm_at) OR alarm_at < :alarm_at)"
-        values: dict[str, Any] = {":alarm_at": alarm.at}
+        values: dict[str, Any] = {":alarm_at": alarm.at, ":token": token}
         if owner is not None:
             condition += " AND incident_id = :owner"
             values[":owner"] = owner
+        else:
+            condition += " AND attribute_not_exists(incident_id)"
         return _Op("Update", {
             "Key": _key(_dedup_key(alarm.dedup_key)),
-            "UpdateExpression": "SET alarm_at = :alarm_at",
+            "UpdateExpression": f"SET alarm_at = :alarm_at, {WRITE_TOKEN} = :token",
             "ConditionExpression": condition,
             "ExpressionAttributeValues": _values(values),
         }, functools.partial(_refused_dedup, alarm))
@@ -602,10 +622,11 @@ class Store:
             "ExpressionAttributeValues": _values({":now": int(now)}),
         }, lambda old: AlreadyDone(_once_from_item(old or {})))
 
-    def _transact(self, ops: list[_Op]) -> None:
-        """One call for one item, else a transaction; a refusal raises that item's `refused`."""
+    def _transact(self, ops: list[_Op], token: str) -> None:
+        """One call for one item, else a transaction; a refusal raises that item's `refused`,
+        unless a refused item carries `token`: botocore's retry of a write that was applied."""
         if len(ops) == 1:
-            self._write_single(ops[0])
+            self._write_single(ops[0], token)
             return
         items = [
             {op.kind: {"TableName": self.table_name, **_serialized_params(op),
@@ -613,13 +634,15 @@ class Store:
             for op in ops
         ]
         try:
-            self._client.transact_write_items(TransactItems=items)
+            # DynamoDB answers a retry bearing the same token (botocore resends the same
+            # parameters) as the first attempt, without applying it twice.
+            self._client.transact_write_items(TransactItems=items, ClientRequestToken=token)
         except ClientError as error:
             if _code(error) != "TransactionCanceledException":
                 raise
-            self._explain_cancellation(ops, error)
+            self._explain_cancellation(ops, error, token)
 
-    def _write_single(self, op: _Op) -> None:
+    def _write_single(self, op: _Op, token: str) -> None:
         call = {"Put": self._client.put_item, "Update": self._client.update_item}[op.kind]
         try:
             call(TableName=self.table_name, **_serialized_params(op),
@@ -627,11 +650,16 @@ class Store:
         except ClientError as error:
             if _code(error) != "ConditionalCheckFailedException":
                 raise
-            old = error.response.get("Item")
-            raise op.refused(_plain(old) if old else None) from None
+            old = _plain(error.response["Item"]) if error.response.get("Item") else None
+            if old is not None and old.get(WRITE_TOKEN) == token:
+                return
+            raise op.refused(old) from None
 
-    def _explain_cancellation(self, ops: list[_Op], error: ClientError) -> None:
+    def _explain_cancellation(self, ops: list[_Op], error: ClientError, token: str) -> None:
         reasons = error.response.get("CancellationReasons", [])
+        if any(reason.get("Item") and _plain(reason["Item"]).get(WRITE_TOKEN) == token
+               for reason in reasons):
+            return  # our own first attempt, applied
         for op, reason in zip(ops, reasons):
             if reason.get("Code") == "ConditionalCheckFailed":
                 old = reason.get("Item")
@@ -656,6 +684,11 @@ def change_from_stream(record: dict[str, Any]) -> tuple[int, dict[str, Any]] | N
     if item["entry"].get("kind"):
         entry["kind"] = item["entry"]["kind"]
     return int(pk.removeprefix("incident#")), entry
+
+
+def _new_token() -> str:
+    """One per write call: botocore's retries of the call resend it unchanged."""
+    return str(uuid.uuid4())
 
 
 def _refused_dedup(alarm: AlarmMark | None, old: dict[str, Any] | None) -> Exception:
@@ -742,7 +775,7 @@ def created_key(incident: dict[str, Any]) -> str:
     return f"{incident['created_at']}#{incident['id']:020d}"
 
 
-_INDEX_ONLY = ("pk", "sk", "created_key", "source_created", "listed", "dedup_successor")
+_INDEX_ONLY = ("pk", "sk", "created_key", "source_created", "listed", "dedup_successor", WRITE_TOKEN)
 _INTEGERS = ("id", "occurrences", "version", "history_count")
 
 

@@ -269,6 +269,53 @@ def test_concurrent_redeliveries_of_a_recovery_resolve_once(store, api):
     assert [h["status"] for h in incident(api, 1)["history"]] == ["new", "resolved"]
 
 
+def competing_before_the_recovery_is_recorded(store: Store, monkeypatch: Any,
+                                                compete: Callable[[], Any]) -> None:
+    """Runs `compete` once, between the recovery's reads and its write of "nothing open"."""
+    record = store.mark_alarm
+    pending = [compete]
+
+    def mark_alarm(*args: Any, **kwargs: Any) -> Any:
+        while pending:
+            pending.pop()()
+        return record(*args, **kwargs)
+
+    monkeypatch.setattr(store, "mark_alarm", mark_alarm)
+
+
+BETWEEN_ALARM_AND_RECOVERY = "2026-11-23T10:30:00.000+0000"
+
+
+def test_an_earlier_alarm_opening_the_incident_while_its_recovery_finds_nothing_open_is_resolved(
+    store, api, monkeypatch
+):
+    # The ALARM (the other channel, or a retry) lands after the OK read "nothing open".
+    competing_before_the_recovery_is_recorded(
+        store, monkeypatch, lambda: on_alarm_state_change(eventbridge("eventbridge_alarm.json"), None))
+
+    on_alarm_notification(sns("sns_ok_record.json"), None)
+
+    [opened] = incidents(api)
+    assert [h["status"] for h in opened["history"]] == ["new", "resolved"]
+
+
+def test_a_successor_opening_while_the_recovery_reads_the_previous_incident_resolved_is_resolved(
+    store, api, monkeypatch
+):
+    on_alarm_notification(sns("sns_alarm_record.json"), None)
+    api.patch("/incidents/1", {"status": "resolved"})
+    competing_before_the_recovery_is_recorded(
+        store, monkeypatch, lambda: on_alarm_notification(
+            sns("sns_alarm_record.json", message_id="fired-between", at=BETWEEN_ALARM_AND_RECOVERY), None))
+
+    on_alarm_notification(sns("sns_ok_record.json"), None)
+
+    successor, first = incidents(api)
+    assert (first["id"], first["status"], len(first["history"])) == (1, "resolved", 2)
+    assert successor["id"] == 2
+    assert [h["status"] for h in successor["history"]] == ["new", "resolved"]
+
+
 # SNS: messages that are not alarm notifications
 
 def test_a_plain_text_message_to_the_topic_becomes_an_incident_from_subject_and_text(client, api):
