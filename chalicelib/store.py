@@ -317,13 +317,17 @@ class Store:
         yield from self._query_pages(params, count)
 
     @_translating_errors
-    def oldest(self, *, statuses: list[str], count: int) -> list[dict[str, Any]]:
+    def oldest(self, *, statuses: list[str], count: int,
+               before_key: str | None = None) -> list[dict[str, Any]]:
+        """Oldest first (below `before_key`): one Query per status, merged; no filter."""
+        below = "" if before_key is None else " AND created_key < :below"
         partitions = [
             self._query_pages({
                 "IndexName": STATUS_INDEX,
-                "KeyConditionExpression": "#status = :status",
+                "KeyConditionExpression": "#status = :status" + below,
                 "ExpressionAttributeNames": {"#status": "status"},
-                "ExpressionAttributeValues": _values({":status": status}),
+                "ExpressionAttributeValues": _values(
+                    {":status": status, **({":below": before_key} if before_key else {})}),
             }, count)
             for status in statuses
         ]
