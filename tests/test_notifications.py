@@ -11,7 +11,7 @@ import pytest
 
 from chalicelib import notifier, services, telegram_client
 from chalicelib.telegram_client import SendFailed
-from scripts.local_stream import StreamReader
+from scripts.local_stream import StreamReader, scheduled_event
 from tests.conftest import TABLE_NAME, load_payload
 from tests.fake_bot_api import FakeBotApi, server_error, too_many_requests
 
@@ -383,8 +383,10 @@ def test_no_chat_configured_sends_nothing(store, bot, stream):
     assert sent == 0 and bot.paths == []
 
 
-def test_without_a_bot_token_messages_go_to_the_console(api, client, bot, stream, monkeypatch, capsys):
+def test_the_local_run_without_a_bot_token_prints_messages_to_the_console(api, client, bot, stream,
+                                                                          monkeypatch, capsys):
     monkeypatch.delenv("TELEGRAM_BOT_TOKEN")
+    monkeypatch.setenv("NOTIFY_TO_CONSOLE", "1")  # what scripts/local_stream.py sets
     api.create("Касса #7 не отвечает", "partner")
     deliver_new(client, stream)
 
@@ -432,3 +434,47 @@ def test_the_severity_is_shown_beside_the_source(api, client, bot, stream):
     deliver_new(client, stream)
 
     assert bot.texts == ["#1 [partner, critical] new: Касса #7 не отвечает"]
+
+
+# A stage told to notify that cannot read its bot token fails, and marks nothing sent
+
+@pytest.mark.parametrize("parameter", ["missing", "blank"])
+def test_a_stage_that_cannot_read_its_bot_token_fails_and_sends_it_all_once_the_token_is_there(
+        api, client, bot, stream, monkeypatch, parameter):
+    from chalicelib import secrets
+
+    name = "/incidents/dev/telegram-bot-token"
+    monkeypatch.delenv("TELEGRAM_BOT_TOKEN")
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN_PARAMETER", name)
+    ssm = boto3.client("ssm")
+    if parameter == "blank":
+        ssm.put_parameter(Name=name, Type="SecureString", Value=" ")
+    secrets.clear_cache()
+    api.create("Касса #7 не отвечает", "partner")
+    records = stream.poll()
+
+    with pytest.raises(telegram_client.BotTokenUnavailable):
+        deliver(client, records)  # Lambda retries; its errors alarm fires
+    with pytest.raises(telegram_client.BotTokenUnavailable):
+        client.lambda_.invoke("remind_waiting_incidents", scheduled_event("2026-11-23T10:00:00Z"))
+    assert bot.paths == []
+
+    ssm.put_parameter(Name=name, Type="SecureString", Value=TOKEN, Overwrite=True)
+    secrets.clear_cache()
+    deliver(client, records)
+
+    assert bot.texts == ["#1 [partner] new: Касса #7 не отвечает"]
+
+
+def test_a_stage_with_no_chat_to_tell_needs_no_bot_token(api, bot, stream, monkeypatch):
+    import app as app_module
+
+    monkeypatch.delenv("TELEGRAM_BOT_TOKEN")
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN_PARAMETER", "/incidents/prod/telegram-bot-token")  # none in SSM
+    monkeypatch.setenv("TELEGRAM_NOTIFY_CHAT", "")  # as prod's stage says (the test client would set dev's)
+    api.create()
+
+    app_module.on_incident_change({"Records": stream.poll()}, None)
+    app_module.daily_digest(scheduled_event("2026-11-23T08:00:00Z"), None)
+
+    assert bot.paths == []
