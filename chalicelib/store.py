@@ -26,6 +26,8 @@ LISTED = "incident"  # every incident's `listed`: by_created's one partition
 TTL_ATTRIBUTE = "expires_at"
 INCIDENT_SK = "incident"
 ENTRY_PREFIX = "history#"
+# On a history entry copied from another table (scripts/migrate_v1_to_v2.py): not news.
+COPIED_FROM = "copied_from"
 
 
 def _index(name: str, hash_key: str, range_key: str) -> dict[str, Any]:
@@ -648,13 +650,16 @@ class Store:
 
 
 def change_from_stream(record: dict[str, Any]) -> tuple[int, dict[str, Any]] | None:
-    """(incident id, entry) for an INSERT of a history entry; None for any other record."""
+    """(incident id, entry) for an INSERT of a history entry made here; None for any other
+    record, and for an entry a migration copied."""
     if record.get("eventName") != "INSERT":
         return None
     image = (record.get("dynamodb") or {}).get("NewImage") or {}
     item = _plain(image)
     pk, sk = str(item.get("pk", "")), str(item.get("sk", ""))
     if not (pk.startswith("incident#") and sk.startswith(ENTRY_PREFIX) and "entry" in item):
+        return None
+    if COPIED_FROM in item:
         return None
     entry = _entry_from_item(item)
     if item["entry"].get("kind"):
