@@ -282,6 +282,19 @@ def test_a_claim_a_failed_run_could_not_give_back_is_sent_after_the_lease_never_
     assert bot.texts == ["#1 [partner] new: report 1"]
 
 
+def test_the_claim_lease_outlasts_every_stages_lambda_timeout():
+    """Past the lease a claim's sender is surely gone (Lambda ended it), so a takeover never
+    races a live sender."""
+    from chalicelib.outbox import CLAIM_LEASE_SECONDS
+    from tests.conftest import ROOT
+
+    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    for stage in config["stages"].values():
+        timeouts = [stage.get("lambda_timeout", config.get("lambda_timeout", 60))]
+        timeouts += [f.get("lambda_timeout", timeouts[0]) for f in stage.get("lambda_functions", {}).values()]
+        assert max(timeouts) < CLAIM_LEASE_SECONDS
+
+
 def test_a_sent_notice_whose_mark_is_throttled_once_is_not_sent_again(store, bot, stream, monkeypatch):
     sender, settings = telegram_client.BotApi(TOKEN, bot.url), notifier.Settings(chat_id=CHAT)
     services.open_incident(store, description="report 1", source="partner", by="api")
