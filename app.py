@@ -354,27 +354,35 @@ DIGEST_HOUR_UTC = int(os.environ.get("DIGEST_HOUR_UTC") or 8)
                         maximum_batching_window_in_seconds=5)
 def on_incident_change(event: Any) -> None:
     """A failure raises: Lambda retries the batch, and what was sent already is not sent again."""
-    from chalicelib import notifier, telegram_client
+    from chalicelib import notifier
 
-    notifier.deliver_changes(default_store(), telegram_client.from_environment(),
-                             notifier.Settings.from_environment(), event.to_dict()["Records"],
-                             _now())
+    settings, sender = _notifier_settings()
+    notifier.deliver_changes(default_store(), sender, settings, event.to_dict()["Records"], _now())
 
 
 @app.schedule(Rate(5, unit=Rate.MINUTES))
 def remind_waiting_incidents(event: Any) -> None:
-    from chalicelib import notifier, telegram_client
+    from chalicelib import notifier
 
-    notifier.send_reminders(default_store(), telegram_client.from_environment(),
-                            notifier.Settings.from_environment(), _now())
+    settings, sender = _notifier_settings()
+    notifier.send_reminders(default_store(), sender, settings, _now())
 
 
 @app.schedule(Cron(0, DIGEST_HOUR_UTC, "*", "*", "?", "*"))
 def daily_digest(event: Any) -> None:
+    from chalicelib import notifier
+
+    settings, sender = _notifier_settings()
+    notifier.send_digest(default_store(), sender, settings, _now())
+
+
+def _notifier_settings() -> tuple[Any, Any]:
+    """A stage told to notify needs its bot token (else BotTokenUnavailable); with no chat to
+    tell, the use cases send nothing and no token is read."""
     from chalicelib import notifier, telegram_client
 
-    notifier.send_digest(default_store(), telegram_client.from_environment(),
-                         notifier.Settings.from_environment(), _now())
+    settings = notifier.Settings.from_environment()
+    return settings, telegram_client.from_environment() if settings.chat_id else None
 
 
 def _now() -> datetime:

@@ -12,7 +12,7 @@ from typing import Any, Iterable, Protocol
 
 from chalicelib import notifications
 from chalicelib.incidents import OPEN_STATUSES, Source, Status
-from chalicelib.outbox import Outbox
+from chalicelib.outbox import Claim, Outbox
 from chalicelib.store import Store, change_from_stream
 
 # Telegram's limit for one group.
@@ -30,6 +30,12 @@ class Sender(Protocol):
 
 class OverBudget(Exception):
     """This minute's budget is spent; Lambda retries the batch later."""
+
+
+class NotYetSent(Exception):
+    """Another sender holds some of the notices (it is sending them, or it failed less than a
+    lease ago without giving them back): Lambda retries, and once the lease is over the retry
+    sends them."""
 
 
 @dataclass(frozen=True)
@@ -71,8 +77,8 @@ def send_reminders(store: Store, sender: Sender, settings: Settings, now: dateti
     if settings.chat_id is None or _muted(outbox, settings.chat_id, now):
         return 0
     due_before = _iso(now - timedelta(minutes=settings.remind_after_min))
-    waiting = store.newest(statuses=[str(Status.NEW)], source=None, before_key=due_before,
-                           count=MAX_REMINDERS_PER_RUN)
+    # The longest waiting first: past the cap, the newest wait for the next run.
+    waiting = store.oldest(statuses=[str(Status.NEW)], before_key=due_before, count=MAX_REMINDERS_PER_RUN)
     messages = []
     for incident in waiting:
         waited = now - _parse(incident["created_at"]) - timedelta(minutes=settings.remind_after_min)
@@ -108,47 +114,73 @@ def _muted(outbox: Outbox, chat_id: str, now: datetime) -> bool:
 
 def _send(outbox: Outbox, sender: Sender, chat_id: str, messages: list[tuple[str, str]],
           now: datetime) -> int:
-    claimed = [(key, text) for key, text in messages if outbox.claim(key, now.timestamp())]
-    if not claimed:
-        return 0
+    """Sends what nobody sent; raises unless every notice is sent, by this run or another."""
+    unsent: list[tuple[str, str]] = []  # claimed by this run, not yet sent
+    busy = 0
+    try:
+        for key, text in messages:
+            state = outbox.claim(key, now.timestamp())
+            if state is Claim.TAKEN:
+                unsent.append((key, text))
+            elif state is Claim.BUSY:
+                busy += 1
+        sent = len(unsent)
+        if unsent:
+            _deliver(outbox, sender, chat_id, unsent, now)
+    except BaseException:
+        _give_back(outbox, unsent)
+        raise
+    if busy:
+        raise NotYetSent(f"{busy} notifications are held by another sender; retry after its lease")
+    return sent
+
+
+def _deliver(outbox: Outbox, sender: Sender, chat_id: str, unsent: list[tuple[str, str]],
+             now: datetime) -> None:
+    """Takes from `unsent` each notice as soon as Telegram has it."""
     minute = int(now.timestamp() // 60)
-    burst = len(claimed) > FOLD_OVER
-    if not burst and outbox.take_budget(chat_id, minute, len(claimed), MESSAGES_PER_MINUTE):
-        _send_each(outbox, sender, chat_id, claimed)
+    count = len(unsent)
+    if count <= FOLD_OVER and outbox.take_budget(chat_id, minute, count, MESSAGES_PER_MINUTE):
+        while unsent:
+            key, text = unsent[0]
+            sender.send_message(chat_id, text)
+            del unsent[0]
+            _mark_sent(outbox, key)
+        logger.info("notifications sent", extra={"count": count})
     elif outbox.take_budget(chat_id, minute, 1, MESSAGES_PER_MINUTE):
         # a burst, or too many for this minute: fold
-        _send_folded(outbox, sender, chat_id, claimed)
+        folded = list(unsent)
+        sender.send_message(chat_id, notifications.fold([text for _, text in folded]))
+        unsent.clear()
+        for key, _ in folded:
+            _mark_sent(outbox, key)
+        logger.info("notifications folded into one message", extra={"count": count})
     else:
-        _release(outbox, claimed)
-        raise OverBudget(f"{len(claimed)} notifications wait for the next minute")
-    return len(claimed)
+        raise OverBudget(f"{count} notifications wait for the next minute")
 
 
-def _send_each(outbox: Outbox, sender: Sender, chat_id: str, claimed: list[tuple[str, str]]) -> None:
-    for index, (key, text) in enumerate(claimed):
+def _mark_sent(outbox: Outbox, key: str) -> None:
+    """Telegram has it: a claim left unmarked would be sent again after its lease, so the mark
+    is tried twice, and a mark that still fails does not fail the run."""
+    for attempt in (1, 2):
         try:
-            sender.send_message(chat_id, text)
-        except Exception:
-            _release(outbox, claimed[index:])  # the ones before it were sent and marked
-            raise
-        outbox.mark_sent(key)
-    logger.info("notifications sent", extra={"count": len(claimed)})
+            outbox.mark_sent(key)
+            return
+        except Exception as error:
+            if attempt == 2:
+                logger.error("a sent notification could not be marked sent; it may be sent again "
+                             "after the lease", extra={"key": key, "error": type(error).__name__})
 
 
-def _send_folded(outbox: Outbox, sender: Sender, chat_id: str, claimed: list[tuple[str, str]]) -> None:
-    try:
-        sender.send_message(chat_id, notifications.fold([text for _, text in claimed]))
-    except Exception:
-        _release(outbox, claimed)
-        raise
-    for key, _ in claimed:
-        outbox.mark_sent(key)
-    logger.info("notifications folded into one message", extra={"count": len(claimed)})
-
-
-def _release(outbox: Outbox, claimed: list[tuple[str, str]]) -> None:
-    for key, _ in claimed:
-        outbox.release(key)
+def _give_back(outbox: Outbox, unsent: list[tuple[str, str]]) -> None:
+    """Before a failed run raises: its retry claims these again at once. A claim that cannot be
+    given back waits out the lease, and then a retry takes it over."""
+    for key, _ in unsent:
+        try:
+            outbox.release(key)
+        except Exception as error:
+            logger.warning("a claim could not be given back; it is retried after the lease",
+                           extra={"key": key, "error": type(error).__name__})
 
 
 def _iso(moment: datetime) -> str:

@@ -3,6 +3,7 @@ Items: docs/table-design.md; why: docs/notifications.md."""
 from __future__ import annotations
 
 import time
+from enum import Enum
 from typing import Any, Callable
 
 from botocore.exceptions import ClientError
@@ -15,24 +16,38 @@ RATE_TTL_SECONDS = 3600
 CLAIM_LEASE_SECONDS = 60
 
 
+class Claim(Enum):
+    TAKEN = "taken"  # this sender sends it now
+    SENT = "sent"  # someone sent it
+    BUSY = "busy"  # someone is sending it, or died doing so less than a lease ago
+
+
 class Outbox:
     def __init__(self, store: Store) -> None:
         self._client = store._client
         self._table = store.table_name
 
     @_translating_errors
-    def claim(self, key: str, now: float | None = None) -> bool:
-        """True when nobody sent `key` and nobody is sending it now."""
+    def claim(self, key: str, now: float | None = None) -> Claim:
+        """TAKEN when nobody sent `key` and nobody holds it within the lease."""
         now = time.time() if now is None else now
-        return _applied(lambda: self._client.put_item(
-            TableName=self._table,
-            Item=_values({"pk": f"sent#{key}", "sk": "sent", "state": "sending",
-                          "claimed_at": int(now), TTL_ATTRIBUTE: int(now) + SENT_TTL_SECONDS}),
-            ConditionExpression="attribute_not_exists(pk) OR (#state = :sending AND claimed_at < :stale)",
-            ExpressionAttributeNames={"#state": "state"},
-            ExpressionAttributeValues=_values({":sending": "sending",
-                                               ":stale": int(now) - CLAIM_LEASE_SECONDS}),
-        ))
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item=_values({"pk": f"sent#{key}", "sk": "sent", "state": "sending",
+                              "claimed_at": int(now), TTL_ATTRIBUTE: int(now) + SENT_TTL_SECONDS}),
+                ConditionExpression="attribute_not_exists(pk) OR (#state = :sending AND claimed_at < :stale)",
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues=_values({":sending": "sending",
+                                                   ":stale": int(now) - CLAIM_LEASE_SECONDS}),
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as error:
+            if _code(error) != "ConditionalCheckFailedException":
+                raise
+            state = (error.response.get("Item") or {}).get("state", {}).get("S")
+            return Claim.SENT if state == "sent" else Claim.BUSY
+        return Claim.TAKEN
 
     @_translating_errors
     def mark_sent(self, key: str) -> None:
@@ -44,7 +59,7 @@ class Outbox:
 
     @_translating_errors
     def release(self, key: str) -> None:
-        """Give a claim back after a failed send, so the retry sends it."""
+        """Give a claim back after a failed run, so the retry sends it."""
         self._client.delete_item(TableName=self._table, Key=_values({"pk": f"sent#{key}", "sk": "sent"}))
 
     @_translating_errors

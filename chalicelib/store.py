@@ -30,6 +30,8 @@ TTL_ATTRIBUTE = "expires_at"
 WRITE_TOKEN = "write_token"
 INCIDENT_SK = "incident"
 ENTRY_PREFIX = "history#"
+# On a history entry copied from another table (scripts/migrate_v1_to_v2.py): not news.
+COPIED_FROM = "copied_from"
 
 
 def _index(name: str, hash_key: str, range_key: str) -> dict[str, Any]:
@@ -323,13 +325,17 @@ class Store:
         yield from self._query_pages(params, count)
 
     @_translating_errors
-    def oldest(self, *, statuses: list[str], count: int) -> list[dict[str, Any]]:
+    def oldest(self, *, statuses: list[str], count: int,
+               before_key: str | None = None) -> list[dict[str, Any]]:
+        """Oldest first (below `before_key`): one Query per status, merged; no filter."""
+        below = "" if before_key is None else " AND created_key < :below"
         partitions = [
             self._query_pages({
                 "IndexName": STATUS_INDEX,
-                "KeyConditionExpression": "#status = :status",
+                "KeyConditionExpression": "#status = :status" + below,
                 "ExpressionAttributeNames": {"#status": "status"},
-                "ExpressionAttributeValues": _values({":status": status}),
+                "ExpressionAttributeValues": _values(
+                    {":status": status, **({":below": before_key} if before_key else {})}),
             }, count)
             for status in statuses
         ]
@@ -672,13 +678,16 @@ class Store:
 
 
 def change_from_stream(record: dict[str, Any]) -> tuple[int, dict[str, Any]] | None:
-    """(incident id, entry) for an INSERT of a history entry; None for any other record."""
+    """(incident id, entry) for an INSERT of a history entry made here; None for any other
+    record, and for an entry a migration copied."""
     if record.get("eventName") != "INSERT":
         return None
     image = (record.get("dynamodb") or {}).get("NewImage") or {}
     item = _plain(image)
     pk, sk = str(item.get("pk", "")), str(item.get("sk", ""))
     if not (pk.startswith("incident#") and sk.startswith(ENTRY_PREFIX) and "entry" in item):
+        return None
+    if COPIED_FROM in item:
         return None
     entry = _entry_from_item(item)
     if item["entry"].get("kind"):

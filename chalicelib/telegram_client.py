@@ -65,9 +65,14 @@ class BotApi:
             raise SendFailed(f"{method}: {type(error).__name__}: {error}") from None
 
 
+class BotTokenUnavailable(Exception):
+    """Told to notify with no readable token: the invocation fails, so it is retried and the
+    Lambda-errors alarm fires, and no notice is marked sent."""
+
+
 @dataclass
 class Console:
-    """No bot token (a local run): print instead."""
+    """A local run with no bot token (NOTIFY_TO_CONSOLE=1): print instead."""
 
     write: Callable[[str], None] = print
 
@@ -76,10 +81,18 @@ class Console:
 
 
 def from_environment() -> BotApi | Console:
+    """Only the local run (NOTIFY_TO_CONSOLE=1) prints without a token; anywhere else a missing,
+    empty or unreadable token raises."""
     from chalicelib import secrets
 
     token = secrets.read(secrets.TELEGRAM_BOT_TOKEN).strip()
-    return BotApi.from_environment(token) if token else Console()
+    if token:
+        return BotApi.from_environment(token)
+    if os.environ.get("NOTIFY_TO_CONSOLE") == "1":
+        return Console()
+    raise BotTokenUnavailable(
+        f"no bot token: {secrets.parameter_name(secrets.TELEGRAM_BOT_TOKEN) or 'no parameter'} "
+        "is missing or empty (TELEGRAM_BOT_TOKEN is not set either)")
 
 
 def _json_or_empty(raw: bytes) -> dict[str, Any]:

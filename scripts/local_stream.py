@@ -77,6 +77,7 @@ def start(app_environment: dict[str, str], stop: threading.Event) -> threading.T
     logging.getLogger("botocore").setLevel(logging.WARNING)  # its credential chatter at INFO
     os.environ.update(app_environment)
     os.environ.pop("TELEGRAM_BOT_TOKEN_PARAMETER", None)  # locally the token, if any, is in the environment
+    os.environ["NOTIFY_TO_CONSOLE"] = "1"  # with none, print: only the local run may
     os.environ["AWS_ACCOUNT_ID_ENDPOINT_MODE"] = "disabled"  # moto serves streams on the regional endpoint
     import app as app_module
 

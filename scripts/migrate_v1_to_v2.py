@@ -16,7 +16,8 @@ stream per status, and the id counter with one GetItem. What it writes (BatchWri
   can share a millisecond: an entry whose `at` is not above the one before it gets the key
   `history#<at>#<nnn>` (nnn = 001, 002, … zero-padded so that ten or more still sort in order;
   <at> is the newest `at` so far, so the keys sort in the history's order even where a clock
-  went backwards). The entry itself keeps its own `at`.
+  went backwards). The entry itself keeps its own `at`. Each carries `copied_from: v1`, so the
+  notifier reading the table's stream does not announce the copied history as news.
 - per dedup_key, the dedup record owned by the newest incident carrying the key (by id); every
   older incident with the key that is resolved or closed gets `dedup_successor` = the next
   newer incident with the key (so reopening it answers 409 while that one is open).
@@ -51,6 +52,7 @@ from botocore.exceptions import ClientError  # noqa: E402
 
 from chalicelib.store import (  # noqa: E402
     _COUNTER_KEY,
+    COPIED_FROM,
     ENTRY_PREFIX,
     _dedup_key,
     _incident_pk,
@@ -175,7 +177,8 @@ def v2_items(incident: dict[str, Any], successor: int | None) -> list[dict[str, 
     item = _item_from_incident(fields)
     item["last_entry_at"] = newest  # the newest `at`: a later change's entry key sorts after every one
     pk = _incident_pk(incident["id"])
-    return [item, *({"pk": pk, "sk": sk, "entry": entry} for sk, entry in zip(keys, incident["history"]))]
+    return [item, *({"pk": pk, "sk": sk, "entry": entry, COPIED_FROM: "v1"}
+                    for sk, entry in zip(keys, incident["history"]))]
 
 
 def dedup_plan(holders: dict[str, list[tuple[int, str]]]) -> tuple[dict[str, int], dict[int, int], list[str]]:

@@ -222,6 +222,32 @@ def test_items_written_are_the_v2_layout(migrated, dynamodb):
     assert "acknowledged_at" not in items[("incident#1", "incident")]
 
 
+def test_the_copied_history_is_not_announced_but_a_change_after_the_switch_is(dynamodb, api, monkeypatch):
+    from datetime import datetime, timezone
+
+    from chalicelib import notifier, telegram_client
+    from chalicelib.store import default_store
+    from scripts.local_stream import StreamReader
+    from tests.fake_bot_api import FakeBotApi
+
+    monkeypatch.setenv("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled")  # see docs/notifications.md
+    stream = StreamReader(dynamodb, boto3.client("dynamodbstreams"), TABLE_NAME)
+    make_v1_table(dynamodb)
+    assert run_script("--source-table", V1_TABLE, "--target-table", TABLE_NAME)[0] == 0
+    with FakeBotApi() as bot:
+        sender = telegram_client.BotApi("123:token", bot.url)
+        settings = notifier.Settings(chat_id="-100")
+        copied = stream.poll()
+        assert len(copied) >= sum(len(i["history"]) for i in V1_INCIDENTS)
+
+        notifier.deliver_changes(default_store(), sender, settings, copied, datetime.now(timezone.utc))
+        assert bot.texts == []
+
+        api.patch("/incidents/1", {"status": "closed"})
+        notifier.deliver_changes(default_store(), sender, settings, stream.poll(), datetime.now(timezone.utc))
+        assert bot.texts == ["#1 → closed by api"]
+
+
 def test_create_target_then_a_rerun_writes_the_same_items_and_a_dry_run_nothing(dynamodb):
     make_v1_table(dynamodb)
     dry, _ = run_script("--source-table", V1_TABLE, "--target-table", "incidents-v2", "--create-target",

@@ -11,7 +11,7 @@ import pytest
 
 from chalicelib import notifier, services, telegram_client
 from chalicelib.telegram_client import SendFailed
-from scripts.local_stream import StreamReader
+from scripts.local_stream import StreamReader, scheduled_event
 from tests.conftest import TABLE_NAME, load_payload
 from tests.fake_bot_api import FakeBotApi, server_error, too_many_requests
 
@@ -213,6 +213,100 @@ def test_past_twenty_messages_a_minute_the_rest_waits_for_the_next_minute(store,
     assert len(bot.texts) == 21 and bot.texts[-1] == "#21 [partner] new: report 20"
 
 
+# A failed run loses nothing: it gives its claims back, and a claim it could not give back is
+# taken over after the lease, never skipped
+
+def fixed_now() -> datetime:
+    return datetime(2026, 11, 23, 10, 0, 5, tzinfo=timezone.utc)
+
+
+def throttled_once(monkeypatch: pytest.MonkeyPatch, method: str, nth: int = 1) -> None:
+    """The `nth` call of the Outbox's `method` fails as a DynamoDB throttle past boto3's
+    retries does."""
+    from chalicelib.incidents import Unavailable
+    from chalicelib.outbox import Outbox
+
+    original = getattr(Outbox, method)
+    calls = []
+
+    def failing_once(self: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(args)
+        if len(calls) == nth:
+            raise Unavailable("injected ProvisionedThroughputExceededException")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Outbox, method, failing_once)
+
+
+@pytest.mark.parametrize("method", ["claim", "take_budget"])
+def test_a_throttled_outbox_call_fails_the_run_and_its_retry_sends_every_notice(
+        store, bot, stream, monkeypatch, method):
+    from chalicelib.incidents import Unavailable
+
+    sender, settings = telegram_client.BotApi(TOKEN, bot.url), notifier.Settings(chat_id=CHAT)
+    for n in (1, 2):
+        services.open_incident(store, description=f"report {n}", source="partner", by="api")
+    records = stream.poll()
+    throttled_once(monkeypatch, method, nth=2 if method == "claim" else 1)  # a claim: after the first
+
+    with pytest.raises(Unavailable):
+        notifier.deliver_changes(store, sender, settings, records, fixed_now())
+    notifier.deliver_changes(store, sender, settings, records, fixed_now() + timedelta(seconds=1))
+
+    assert bot.texts == ["#1 [partner] new: report 1", "#2 [partner] new: report 2"]
+
+
+def test_a_claim_a_failed_run_could_not_give_back_is_sent_after_the_lease_never_skipped(
+        store, bot, stream, monkeypatch):
+    from chalicelib.incidents import Unavailable
+    from chalicelib.outbox import CLAIM_LEASE_SECONDS
+
+    sender, settings = telegram_client.BotApi(TOKEN, bot.url), notifier.Settings(chat_id=CHAT)
+    services.open_incident(store, description="report 1", source="partner", by="api")
+    records = stream.poll()
+    throttled_once(monkeypatch, "take_budget")
+    throttled_once(monkeypatch, "release")
+
+    with pytest.raises(Unavailable):
+        notifier.deliver_changes(store, sender, settings, records, fixed_now())
+    monkeypatch.undo()
+    monkeypatch.setenv("TELEGRAM_API_URL", bot.url)
+    with pytest.raises(notifier.NotYetSent):  # still within the lease: Lambda retries later
+        notifier.deliver_changes(store, sender, settings, records, fixed_now() + timedelta(seconds=5))
+    assert bot.texts == []
+    notifier.deliver_changes(store, sender, settings, records,
+                             fixed_now() + timedelta(seconds=CLAIM_LEASE_SECONDS + 1))
+
+    assert bot.texts == ["#1 [partner] new: report 1"]
+    notifier.deliver_changes(store, sender, settings, records, fixed_now() + timedelta(hours=1))
+    assert bot.texts == ["#1 [partner] new: report 1"]
+
+
+def test_the_claim_lease_outlasts_every_stages_lambda_timeout():
+    """Past the lease a claim's sender is surely gone (Lambda ended it), so a takeover never
+    races a live sender."""
+    from chalicelib.outbox import CLAIM_LEASE_SECONDS
+    from tests.conftest import ROOT
+
+    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    for stage in config["stages"].values():
+        timeouts = [stage.get("lambda_timeout", config.get("lambda_timeout", 60))]
+        timeouts += [f.get("lambda_timeout", timeouts[0]) for f in stage.get("lambda_functions", {}).values()]
+        assert max(timeouts) < CLAIM_LEASE_SECONDS
+
+
+def test_a_sent_notice_whose_mark_is_throttled_once_is_not_sent_again(store, bot, stream, monkeypatch):
+    sender, settings = telegram_client.BotApi(TOKEN, bot.url), notifier.Settings(chat_id=CHAT)
+    services.open_incident(store, description="report 1", source="partner", by="api")
+    records = stream.poll()
+    throttled_once(monkeypatch, "mark_sent")
+
+    notifier.deliver_changes(store, sender, settings, records, fixed_now())
+    notifier.deliver_changes(store, sender, settings, records, fixed_now() + timedelta(hours=1))
+
+    assert bot.texts == ["#1 [partner] new: report 1"]
+
+
 # Reminders and the digest (a fixed clock)
 
 def reminders(store: Any, bot: FakeBotApi, at: datetime) -> list[str]:
@@ -237,6 +331,16 @@ def test_a_new_incident_is_reminded_after_15_minutes_then_hourly(store, bot):
     assert reminders(store, bot, start + timedelta(minutes=76)) == ["#1 has waited 76 min in new"]
     assert reminders(store, bot, start + timedelta(minutes=80)) == []
     assert reminders(store, bot, start + timedelta(hours=3)) == ["#1 has waited 3 h in new"]
+
+
+def test_past_the_reminder_cap_the_longest_waiting_are_reminded_first(store, bot, monkeypatch):
+    monkeypatch.setattr(notifier, "MAX_REMINDERS_PER_RUN", 2)
+    for n in (1, 2, 3):
+        services.open_incident(store, description=f"report {n}", source="partner", by="api")
+
+    sent = reminders(store, bot, created_at(store, 3) + timedelta(minutes=20))
+
+    assert [text.split()[0] for text in sent] == ["#1", "#2"]
 
 
 def test_an_incident_someone_took_is_not_reminded(store, bot):
@@ -292,8 +396,10 @@ def test_no_chat_configured_sends_nothing(store, bot, stream):
     assert sent == 0 and bot.paths == []
 
 
-def test_without_a_bot_token_messages_go_to_the_console(api, client, bot, stream, monkeypatch, capsys):
+def test_the_local_run_without_a_bot_token_prints_messages_to_the_console(api, client, bot, stream,
+                                                                          monkeypatch, capsys):
     monkeypatch.delenv("TELEGRAM_BOT_TOKEN")
+    monkeypatch.setenv("NOTIFY_TO_CONSOLE", "1")  # what scripts/local_stream.py sets
     api.create("Касса #7 не отвечает", "partner")
     deliver_new(client, stream)
 
@@ -341,3 +447,47 @@ def test_the_severity_is_shown_beside_the_source(api, client, bot, stream):
     deliver_new(client, stream)
 
     assert bot.texts == ["#1 [partner, critical] new: Касса #7 не отвечает"]
+
+
+# A stage told to notify that cannot read its bot token fails, and marks nothing sent
+
+@pytest.mark.parametrize("parameter", ["missing", "blank"])
+def test_a_stage_that_cannot_read_its_bot_token_fails_and_sends_it_all_once_the_token_is_there(
+        api, client, bot, stream, monkeypatch, parameter):
+    from chalicelib import secrets
+
+    name = "/incidents/dev/telegram-bot-token"
+    monkeypatch.delenv("TELEGRAM_BOT_TOKEN")
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN_PARAMETER", name)
+    ssm = boto3.client("ssm")
+    if parameter == "blank":
+        ssm.put_parameter(Name=name, Type="SecureString", Value=" ")
+    secrets.clear_cache()
+    api.create("Касса #7 не отвечает", "partner")
+    records = stream.poll()
+
+    with pytest.raises(telegram_client.BotTokenUnavailable):
+        deliver(client, records)  # Lambda retries; its errors alarm fires
+    with pytest.raises(telegram_client.BotTokenUnavailable):
+        client.lambda_.invoke("remind_waiting_incidents", scheduled_event("2026-11-23T10:00:00Z"))
+    assert bot.paths == []
+
+    ssm.put_parameter(Name=name, Type="SecureString", Value=TOKEN, Overwrite=True)
+    secrets.clear_cache()
+    deliver(client, records)
+
+    assert bot.texts == ["#1 [partner] new: Касса #7 не отвечает"]
+
+
+def test_a_stage_with_no_chat_to_tell_needs_no_bot_token(api, bot, stream, monkeypatch):
+    import app as app_module
+
+    monkeypatch.delenv("TELEGRAM_BOT_TOKEN")
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN_PARAMETER", "/incidents/prod/telegram-bot-token")  # none in SSM
+    monkeypatch.setenv("TELEGRAM_NOTIFY_CHAT", "")  # as prod's stage says (the test client would set dev's)
+    api.create()
+
+    app_module.on_incident_change({"Records": stream.poll()}, None)
+    app_module.daily_digest(scheduled_event("2026-11-23T08:00:00Z"), None)
+
+    assert bot.paths == []
