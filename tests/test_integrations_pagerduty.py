@@ -231,6 +231,17 @@ def test_a_body_that_is_not_an_event_object_is_400_invalid_event(api, body):
     assert response.json_body["status"] == "invalid event"
 
 
+def test_half_a_mebibyte_of_unterminated_quotes_without_a_key_is_a_400_invalid_event_at_once(api):
+    from chalicelib import payloads
+
+    body = ('{"routing_key": "x", "a": ' + '"\\' * 300_000)[: 512 * 1024]
+    # Linear (tests/test_payloads.py): a few characters read per character sent.
+    assert payloads.check_json_limits(body, "body") <= 11 * len(body)
+    response = api.request("POST", "/v2/enqueue", body=body, key=None)
+    assert response.status_code == 400
+    assert response.json_body["errors"][0].startswith("request body is not valid JSON: Unterminated string")
+
+
 def test_a_store_failure_is_503_with_retry_after_so_the_sender_retries(api, monkeypatch):
     def unavailable(*args: Any, **kwargs: Any) -> None:
         raise Unavailable("throttled past the retries")
