@@ -190,11 +190,21 @@ def _clean_text(value: Any, field: str, limit: int, *, required: bool) -> str:
     return text
 
 
-def _require_encodable(text: str, field: str) -> None:
+UNPAIRED_SURROGATE = "contains an unpaired surrogate; send valid Unicode text"
+
+
+def has_unpaired_surrogate(text: str) -> bool:
+    """JSON's `"\\ud800"` parses to one; DynamoDB and the answer's encoder refuse it."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        raise InvalidInput(f"{field} contains an unpaired surrogate; send valid Unicode text") from None
+        return True
+    return False
+
+
+def _require_encodable(text: str, field: str) -> None:
+    if has_unpaired_surrogate(text):
+        raise InvalidInput(f"{field} {UNPAIRED_SURROGATE}")
 
 
 def _shown(value: Any) -> str:
