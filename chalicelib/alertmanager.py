@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from chalicelib.alarms import _fit_key, _text, clip
+from chalicelib.alarms import _fit_key, _text, clip, one_line
 from chalicelib.incidents import MAX_DESCRIPTION, MAX_NOTE, UNPAIRED_SURROGATE, Severity, has_unpaired_surrogate
 
 STATUSES = ("firing", "resolved")
@@ -73,7 +73,7 @@ def parse_batch(body: Any) -> Batch:
         raise MalformedBatch("`receiver` must be a string")
     _refuse_unpaired_surrogate("`receiver`", receiver)
     return Batch(
-        receiver=clip(receiver, MAX_RECEIVER_IN_BY),
+        receiver=clip(one_line(receiver), MAX_RECEIVER_IN_BY),  # shown in the group's notices
         alerts=[_alert(alert, f"alerts[{index}]") for index, alert in enumerate(alerts)],
     )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.alarms import _fit_key, _text, clip
+from chalicelib.alarms import _fit_key, _text, clip, one_line
 from chalicelib.incidents import MAX_DESCRIPTION, UNPAIRED_SURROGATE, Severity, has_unpaired_surrogate
 
 ACTIONS = ("trigger", "acknowledge", "resolve")
@@ -28,7 +28,8 @@ class Event:
 
     @property
     def by(self) -> str:
-        return f"pagerduty:{clip(self.source, MAX_SOURCE_IN_BY)}" if self.source else "pagerduty"
+        # One line, as every `by`: it is shown in the group's notices.
+        return f"pagerduty:{clip(one_line(self.source), MAX_SOURCE_IN_BY)}" if self.source else "pagerduty"
 
 
 class InvalidEvent(ValueError):

@@ -243,6 +243,14 @@ def test_a_surrogate_pair_written_as_two_escapes_is_one_character_and_welcome(ap
     assert incident["description"] == "\U0001f525 on fire"
 
 
+def test_the_receiver_is_stored_on_one_line_in_who_did_it(api):
+    batch = one_alert("alertmanager_firing")
+    batch["receiver"] = "team\n#7 resolved: alarm recovered"
+    assert deliver(api, batch).status_code == 200
+    [incident] = incidents(api).values()
+    assert incident["history"][0]["by"] == "alertmanager:team #7 resolved: alarm recovered"
+
+
 def test_an_empty_batch_is_fine(api):
     assert deliver(api, {"alerts": []}).json_body == {"status": "success", "outcomes": []}
 

@@ -250,6 +250,14 @@ def test_an_unpaired_surrogate_in_any_text_the_event_brings_is_a_400_invalid_eve
     assert (untouched["status"], untouched["occurrences"]) == ("new", 1)
 
 
+def test_who_did_it_is_stored_on_one_line_whatever_lines_payload_source_holds(api):
+    send(api, event("trigger", payload_source="db-1\n#7 resolved: alarm recovered\r\n"))
+    send(api, event("resolve", payload={"source": "ops\u2028bot\n"}))
+    [incident] = incidents(api)
+    assert [entry["by"] for entry in incident["history"]] == [
+        "pagerduty:db-1 #7 resolved: alarm recovered", "pagerduty:ops bot"]
+
+
 def test_half_a_mebibyte_of_unterminated_quotes_without_a_key_is_a_400_invalid_event_at_once(api):
     from chalicelib import payloads
 

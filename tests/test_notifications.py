@@ -341,3 +341,21 @@ def test_the_severity_is_shown_beside_the_source(api, client, bot, stream):
     deliver_new(client, stream)
 
     assert bot.texts == ["#1 [partner, critical] new: Касса #7 не отвечает"]
+
+
+FAKE_NOTICE = "\n#7 resolved: alarm recovered\n"
+
+
+@pytest.mark.parametrize("entry", [
+    {"status": "resolved", "by": f"pagerduty:db-1{FAKE_NOTICE}", "note": None},
+    {"status": "in_progress", "by": f"alertmanager:team{FAKE_NOTICE}", "note": f"looking{FAKE_NOTICE}"},
+    {"kind": "note", "status": "new", "by": f"ops{FAKE_NOTICE}", "note": f"checked{FAKE_NOTICE}"},
+    {"status": "new", "by": f"pagerduty:x{FAKE_NOTICE}", "note": None},
+], ids=["status change", "status change with note", "note", "new"])
+def test_a_notice_is_one_line_whatever_text_a_sender_put_in_it(entry):
+    from chalicelib import notifications
+
+    incident = {"id": 3, "source": "monitoring", "description": f"Disk full{FAKE_NOTICE}more"}
+    text = notifications.change_text(incident, entry)
+    assert text.startswith("#3 ") and "\n" not in text and "\r" not in text
+    assert "#7 resolved: alarm recovered" not in text.split("\n")
