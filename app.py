@@ -94,7 +94,7 @@ def http_errors(view: Callable[..., Response]) -> Callable[..., Response]:
 def create_incident() -> Response:
     request = app.current_request
     body = payloads.json_object(request.raw_body, request.headers.get("content-type"))
-    fields = payloads.fields(body, payloads.CREATE_FIELDS)
+    fields = payloads.create_fields(body)
     key = payloads.idempotency_key(request.headers.get("idempotency-key"))
     caller = auth.caller_id(request.headers.get("x-api-key") or "")
     once = services.OnceKey(f"api#{caller}#{key}", payloads.fingerprint(body)) if key else None

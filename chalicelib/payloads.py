@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from email.message import Message
 from typing import Any, Mapping
 
-from chalicelib.incidents import InvalidInput, Source, Status, parse_source, parse_status
+from chalicelib.incidents import (
+    InvalidInput, Source, Status, parse_source, parse_status, refuse_reserved_dedup_key,
+)
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_IDEMPOTENCY_KEY = 128
@@ -143,6 +145,13 @@ def fields(body: dict[str, Any], spec: Mapping[str, bool]) -> dict[str, Any]:
     if missing:
         raise InvalidInput(f"missing required field(s): {', '.join(missing)}; allowed fields: {allowed}")
     return {name: body.get(name) for name in spec}
+
+
+def create_fields(body: dict[str, Any]) -> dict[str, Any]:
+    """POST /incidents: a dedup_key in an integration's namespace is refused."""
+    values = fields(body, CREATE_FIELDS)
+    refuse_reserved_dedup_key(values["dedup_key"])
+    return values
 
 
 def fingerprint(body: dict[str, Any]) -> str:
