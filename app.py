@@ -281,7 +281,7 @@ def docs() -> Response:
     from chalicelib import docs_page
 
     page = docs_page.render(spec_url=f"{_api_root()}/openapi.json")
-    return Response(body=page, status_code=200, headers={"Content-Type": "text/html; charset=utf-8"})
+    return Response(body=page, status_code=200, headers=docs_page.headers())
 
 
 def _api_root() -> str:
