@@ -105,7 +105,7 @@ def http_errors(view: Callable[..., Response]) -> Callable[..., Response]:
 def create_incident() -> Response:
     request = app.current_request
     body = payloads.json_object(request.raw_body, request.headers.get("content-type"))
-    fields = payloads.fields(body, payloads.CREATE_FIELDS)
+    fields = payloads.create_fields(body)
     key = payloads.idempotency_key(request.headers.get("idempotency-key"))
     caller = _caller()
     once = services.OnceKey(f"api#{caller.caller_id}#{key}", payloads.fingerprint(body)) if key else None
@@ -296,7 +296,7 @@ def docs() -> Response:
     from chalicelib import docs_page
 
     page = docs_page.render(spec_url=f"{_api_root()}/openapi.json")
-    return Response(body=page, status_code=200, headers={"Content-Type": "text/html; charset=utf-8"})
+    return Response(body=page, status_code=200, headers=docs_page.headers())
 
 
 def _api_root() -> str:

@@ -97,6 +97,11 @@ def recovery_note(change: AlarmChange) -> str:
     return "Alarm recovered."
 
 
+def one_line(text: str) -> str:
+    """Every run of white space, line breaks included, as one space."""
+    return " ".join(text.split())
+
+
 def clip(text: str, limit: int) -> str:
     cleaned = _replace_lone_surrogates(text).strip()
     if len(cleaned) <= limit:

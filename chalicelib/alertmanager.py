@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from chalicelib.alarms import _fit_key, _text, clip
-from chalicelib.incidents import MAX_DESCRIPTION, MAX_NOTE, Severity
+from chalicelib.alarms import _fit_key, _text, clip, one_line
+from chalicelib.incidents import MAX_DESCRIPTION, MAX_NOTE, UNPAIRED_SURROGATE, Severity, has_unpaired_surrogate
 
 STATUSES = ("firing", "resolved")
 KEY_PREFIX = "alertmanager:"
@@ -71,8 +71,9 @@ def parse_batch(body: Any) -> Batch:
     receiver = body.get("receiver", "")
     if not isinstance(receiver, str):
         raise MalformedBatch("`receiver` must be a string")
+    _refuse_unpaired_surrogate("`receiver`", receiver)
     return Batch(
-        receiver=clip(receiver, MAX_RECEIVER_IN_BY),
+        receiver=clip(one_line(receiver), MAX_RECEIVER_IN_BY),  # shown in the group's notices
         alerts=[_alert(alert, f"alerts[{index}]") for index, alert in enumerate(alerts)],
     )
 
@@ -93,6 +94,8 @@ def _alert(alert: Any, where: str) -> Alert:
         fingerprint = None
     elif not isinstance(fingerprint, str) or not fingerprint.strip():
         raise MalformedBatch(f"{where}.fingerprint must be a non-empty string")
+    else:
+        _refuse_unpaired_surrogate(f"{where}.fingerprint", fingerprint)
     if status == "firing":
         at = starts_at
     else:  # no endsAt after startsAt: it ended just after it started
@@ -109,7 +112,15 @@ def _alert(alert: Any, where: str) -> Alert:
 def _string_map(value: Any, where: str) -> dict[str, str]:
     if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
         raise MalformedBatch(f"{where} must be an object of strings")
+    for name, text in value.items():  # never quoted: the message must be encodable itself
+        _refuse_unpaired_surrogate(f"{where}", name)
+        _refuse_unpaired_surrogate(f"{where}", text)
     return value
+
+
+def _refuse_unpaired_surrogate(where: str, text: str) -> None:
+    if has_unpaired_surrogate(text):
+        raise MalformedBatch(f"{where} {UNPAIRED_SURROGATE}")
 
 
 def _time(value: Any, where: str, *, required: bool) -> str | None:

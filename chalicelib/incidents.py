@@ -1,6 +1,7 @@
 """The incident's rules: statuses, transitions, validation, domain errors; no HTTP, no DynamoDB."""
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from enum import StrEnum
 from typing import Any
@@ -176,6 +177,23 @@ def clean_dedup_key(value: Any) -> str | None:
     return value
 
 
+# dedup_key namespaces the integrations own: a PagerDuty `resolve` or an alarm's OK must never
+# reach an incident an API client opened. Keys compare exactly, so only these spellings collide.
+RESERVED_DEDUP_PREFIXES = ("pagerduty:", "alertmanager:", "arn:<partition>:cloudwatch:")
+RESERVED_DEDUP_KEY_PATTERN = r"^(?:pagerduty:|alertmanager:|arn:[^:]*:cloudwatch:)"
+_RESERVED_DEDUP_KEY = re.compile(RESERVED_DEDUP_KEY_PATTERN)
+
+
+def refuse_reserved_dedup_key(value: Any) -> None:
+    """For keys a client chose; the integrations' own keys go straight to open_incident."""
+    if isinstance(value, str) and _RESERVED_DEDUP_KEY.match(value):
+        *others, last = RESERVED_DEDUP_PREFIXES
+        raise InvalidInput(
+            f"dedup_key must not start with {', '.join(others)} or {last} (those keys belong to the "
+            f"PagerDuty, Alertmanager and CloudWatch alarm integrations); got {_shown(value)}"
+        )
+
+
 def _clean_text(value: Any, field: str, limit: int, *, required: bool) -> str:
     if not isinstance(value, str):
         raise InvalidInput(f"{field} must be a string of 1–{limit} characters; got {_shown(value)}")
@@ -190,11 +208,21 @@ def _clean_text(value: Any, field: str, limit: int, *, required: bool) -> str:
     return text
 
 
-def _require_encodable(text: str, field: str) -> None:
+UNPAIRED_SURROGATE = "contains an unpaired surrogate; send valid Unicode text"
+
+
+def has_unpaired_surrogate(text: str) -> bool:
+    """JSON's `"\\ud800"` parses to one; DynamoDB and the answer's encoder refuse it."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        raise InvalidInput(f"{field} contains an unpaired surrogate; send valid Unicode text") from None
+        return True
+    return False
+
+
+def _require_encodable(text: str, field: str) -> None:
+    if has_unpaired_surrogate(text):
+        raise InvalidInput(f"{field} {UNPAIRED_SURROGATE}")
 
 
 def _shown(value: Any) -> str:

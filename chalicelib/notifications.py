@@ -10,8 +10,9 @@ ELLIPSIS = "…"
 
 
 def change_text(incident: dict[str, Any], entry: dict[str, Any]) -> str | None:
-    """None when there is nothing to say."""
-    ident, by, note = incident["id"], entry["by"], entry.get("note")
+    """None when there is nothing to say. One line: text a sender chose (`by`, note,
+    description) must not add a line that reads as another notice or breaks replies."""
+    ident, by, note = incident["id"], _one_line(entry["by"]), entry.get("note")
     if entry.get("kind") == "note":
         return f"#{ident} note by {by}: {_one_line(note or '')}"
     if entry["status"] == "new":

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.alarms import _fit_key, _text, clip
-from chalicelib.incidents import MAX_DESCRIPTION, Severity
+from chalicelib.alarms import _fit_key, _text, clip, one_line
+from chalicelib.incidents import MAX_DESCRIPTION, UNPAIRED_SURROGATE, Severity, has_unpaired_surrogate
 
 ACTIONS = ("trigger", "acknowledge", "resolve")
 MAX_SUMMARY = 1024
@@ -28,7 +28,8 @@ class Event:
 
     @property
     def by(self) -> str:
-        return f"pagerduty:{clip(self.source, MAX_SOURCE_IN_BY)}" if self.source else "pagerduty"
+        # One line, as every `by`: it is shown in the group's notices.
+        return f"pagerduty:{clip(one_line(self.source), MAX_SOURCE_IN_BY)}" if self.source else "pagerduty"
 
 
 class InvalidEvent(ValueError):
@@ -56,11 +57,13 @@ def parse_event(body: Any) -> Event:
         errors.append(f"'event_action' is invalid (must be one of the following: {ACTIONS_TEXT})")
     dedup_key = _dedup_key(body, required=action in ("acknowledge", "resolve"), errors=errors)
     payload = _payload(body, errors) if action == "trigger" else None
+    given = body.get("payload")
+    source = given.get("source") if isinstance(given, dict) else None
+    if action != "trigger" and isinstance(source, str):  # optional here, its source names who
+        _refuse_unpaired_surrogate("payload.source", source, errors)
     if errors:
         raise InvalidEvent(errors)
-    if payload is None:  # acknowledge, resolve: optional payload, its source names who
-        given = body.get("payload")
-        source = given.get("source") if isinstance(given, dict) else None
+    if payload is None:
         return Event(action, dedup_key, source=_text(source) or None)
     return Event(action, dedup_key, summary=clip(payload["summary"], MAX_DESCRIPTION),
                  source=_text(payload["source"]), severity=Severity(payload["severity"]))
@@ -79,6 +82,8 @@ def _dedup_key(body: dict[str, Any], *, required: bool, errors: list[str]) -> st
     if len(value) > MAX_DEDUP_KEY:
         errors.append(f"'dedup_key' is too long (maximum is {MAX_DEDUP_KEY} characters)")
         return None
+    if not _refuse_unpaired_surrogate("dedup_key", value, errors):
+        return None
     return value
 
 
@@ -93,15 +98,27 @@ def _payload(body: dict[str, Any], errors: list[str]) -> dict[str, Any] | None:
         errors.append("'payload.summary' is missing or blank")
     elif len(summary) > MAX_SUMMARY:
         errors.append(f"'payload.summary' is too long (maximum is {MAX_SUMMARY} characters)")
+    else:
+        _refuse_unpaired_surrogate("payload.summary", summary, errors)
     source = payload.get("source")
     if not isinstance(source, str) or not source.strip():
         errors.append("'payload.source' is missing or blank")
+    else:
+        _refuse_unpaired_surrogate("payload.source", source, errors)
     severity = payload.get("severity")
     if not isinstance(severity, str) or not severity.strip():
         errors.append("'payload.severity' is missing or blank")
     elif severity not in Severity._value2member_map_:
         errors.append(f"'payload.severity' is invalid (must be one of the following: {SEVERITIES_TEXT})")
     return payload if len(errors) == before else None
+
+
+def _refuse_unpaired_surrogate(field: str, value: str, errors: list[str]) -> bool:
+    """False, with the error listed, if `value` cannot be stored or answered."""
+    if has_unpaired_surrogate(value):
+        errors.append(f"'{field}' {UNPAIRED_SURROGATE}")
+        return False
+    return True
 
 
 def incident_key(dedup_key: str) -> str:

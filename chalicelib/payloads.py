@@ -4,11 +4,14 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from itertools import accumulate
 from dataclasses import dataclass
 from email.message import Message
 from typing import Any, Mapping
 
-from chalicelib.incidents import InvalidInput, Source, Status, parse_source, parse_status
+from chalicelib.incidents import (
+    InvalidInput, Source, Status, parse_source, parse_status, refuse_reserved_dedup_key,
+)
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_IDEMPOTENCY_KEY = 128
@@ -79,28 +82,44 @@ def is_json_media_type(content_type: str) -> bool:
     return parsed == JSON_MEDIA_TYPE and declared == JSON_MEDIA_TYPE
 
 
-def check_json_limits(text: str, what: str) -> None:
-    """Depth and digits, checked before json.loads hits RecursionError or ValueError (a 500)."""
-    depth = 0
-    for token in _JSON_TOKENS.finditer(text):
-        kind = token.lastgroup
-        if kind == "open":
-            depth += 1
-            if depth > MAX_JSON_DEPTH:
-                raise InvalidInput(
-                    f"{what} is nested deeper than {MAX_JSON_DEPTH} levels of arrays and objects")
-        elif kind == "close":
-            depth -= 1
-        elif kind == "number" and sum(c.isdigit() for c in token.group()) > MAX_NUMBER_DIGITS:
+def check_json_limits(text: str, what: str) -> int:
+    """Depth and digits, checked before json.loads hits RecursionError or ValueError (a 500).
+
+    Linear in the text whatever it holds: every pass is a str method or a pattern of one
+    character class, each reading its input once. Returns the characters the passes read
+    (at most 11 per character of `text`), which tests hold to that bound."""
+    outside = _outside_strings(text)
+    examined = 3 * len(text) + 3 * len(outside)
+    if outside.count("[") + outside.count("{") > MAX_JSON_DEPTH:  # else it cannot be deeper
+        brackets = _NOT_BRACKET.sub("", outside)
+        examined += len(outside) + len(brackets)
+        if max(accumulate(map(_DEPTH_STEP.__getitem__, brackets))) > MAX_JSON_DEPTH:
+            raise InvalidInput(
+                f"{what} is nested deeper than {MAX_JSON_DEPTH} levels of arrays and objects")
+    examined += 2 * len(outside)
+    for run in _LONG_NUMBER.finditer(outside):
+        examined += len(run.group())
+        if len(run.group().translate(_NOT_DIGITS)) > MAX_NUMBER_DIGITS:
             raise InvalidInput(
                 f"{what} has a number literal of more than {MAX_NUMBER_DIGITS} digits")
+    return examined
 
 
-# Strings first, so brackets and digits inside them are skipped.
-_JSON_TOKENS = re.compile(
-    r'(?P<string>"(?:[^"\\]|\\.)*")|(?P<open>[\[{])|(?P<close>[\]}])|(?P<number>[-+.eE0-9]+)',
-    re.S,
-)
+def _outside_strings(text: str) -> str:
+    """The text with every string literal removed, an unterminated one to the end.
+
+    Escape pairs go first, left to right as JSON reads them, so a quote after an escaped
+    backslash ends a string and an escaped quote does not; where this reading and JSON's part
+    ways, json.loads fails before it."""
+    neutral = text.replace("\\\\", "__").replace('\\"', "__")
+    return "".join(neutral.split('"')[::2])
+
+
+_DEPTH_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+# Only runs longer than the limit, and each from its start: the lookbehind fails at once inside a run.
+_LONG_NUMBER = re.compile(r"(?<![-+.eE0-9])[-+.eE0-9]{%d,}" % (MAX_NUMBER_DIGITS + 1))
+_NOT_DIGITS = str.maketrans("", "", "-+.eE")
 
 
 def _refuse_constant(name: str) -> Any:
@@ -126,6 +145,13 @@ def fields(body: dict[str, Any], spec: Mapping[str, bool]) -> dict[str, Any]:
     if missing:
         raise InvalidInput(f"missing required field(s): {', '.join(missing)}; allowed fields: {allowed}")
     return {name: body.get(name) for name in spec}
+
+
+def create_fields(body: dict[str, Any]) -> dict[str, Any]:
+    """POST /incidents: a dedup_key in an integration's namespace is refused."""
+    values = fields(body, CREATE_FIELDS)
+    refuse_reserved_dedup_key(values["dedup_key"])
+    return values
 
 
 def fingerprint(body: dict[str, Any]) -> str:

@@ -38,6 +38,11 @@ def since_from_query(params: Mapping[str, str] | None, now: datetime) -> datetim
     text = params.get("since")
     if text is None:
         return now - DEFAULT_WINDOW
+    if not text.strip():
+        raise InvalidInput(
+            f"since is empty; give an ISO 8601 time such as {SINCE_EXAMPLE}, or leave it out for "
+            f"the default, {DEFAULT_WINDOW.days} days ago"
+        )
     try:
         if not text.isascii():
             raise ValueError(text)

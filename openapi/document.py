@@ -14,6 +14,7 @@ from chalicelib.incidents import (
     MAX_DEDUP_KEY,
     MAX_DESCRIPTION,
     MAX_NOTE,
+    RESERVED_DEDUP_KEY_PATTERN,
     TRANSITIONS,
     Source,
     Status,
@@ -148,9 +149,12 @@ def _schemas() -> dict[str, Any]:
                 "severity": _ref("schemas", "SeverityOrNull"),
                 "dedup_key": {
                     **nullable_text, "minLength": 1, "maxLength": MAX_DEDUP_KEY,
+                    "not": {"type": "string", "pattern": RESERVED_DEDUP_KEY_PATTERN},
                     "description": "While an incident with this key is `new` or `in_progress`, a "
                                    "create with the same key answers 200 with that incident, whose "
-                                   "`occurrences` grew by one, instead of creating another.",
+                                   "`occurrences` grew by one, instead of creating another. Keys "
+                                   "starting `pagerduty:`, `alertmanager:` or "
+                                   "`arn:<partition>:cloudwatch:` belong to the integrations: 400.",
                 },
             },
             "examples": [{"description": "Самокат #42 не в сети", "source": "monitoring"}],

@@ -102,9 +102,9 @@ def paths() -> dict[str, Any]:
                     "name": "since", "in": "query", "required": False,
                     "description": f"ISO 8601 (`{SINCE_EXAMPLE}`, `2026-11-16T03:00:00+03:00`, "
                                    "`2026-11-16`; without an offset it is UTC). Default "
-                                   f"{DEFAULT_WINDOW.days} days ago; at most {MAX_WINDOW.days} days "
-                                   "back (400 otherwise).",
-                    "schema": {"type": "string", "examples": [SINCE_EXAMPLE]},
+                                   f"{DEFAULT_WINDOW.days} days ago when absent (an empty `since=` "
+                                   f"is 400); at most {MAX_WINDOW.days} days back (400 otherwise).",
+                    "schema": {"type": "string", "minLength": 1, "examples": [SINCE_EXAMPLE]},
                 }],
                 "responses": {
                     "200": {"description": "The figures.", "content": _json(_ref("schemas", "Stats"))},

@@ -328,3 +328,25 @@ def test_health_needs_no_key(api):
 def test_auth_comes_before_content_type_checks(api):
     response = api.request("POST", "/incidents", body="x", key=None, headers={"Content-Type": "text/plain"})
     assert response.status_code == 401
+
+
+@pytest.mark.parametrize("path, headers", [
+    ("/incidents", {"x-api-key": "wrong-key"}),
+    ("/incidents/1", {"x-api-key": "wrong-key"}),
+    ("/incidents/1/notes", {"x-api-key": "wrong-key"}),
+    ("/alertmanager", {"Authorization": "Bearer wrong-key"}),
+    ("/telegram/webhook", {"X-Telegram-Bot-Api-Secret-Token": "wrong-secret"}),
+])
+def test_a_route_with_a_header_credential_refuses_a_wrong_one_without_reading_the_body(
+        api, monkeypatch, path, headers):
+    from chalicelib import payloads, telegram_bot
+
+    def read(*args, **kwargs):
+        raise AssertionError("the body was read before the credential was checked")
+
+    monkeypatch.setenv("TELEGRAM_SECRET_TOKEN", "right-secret")
+    monkeypatch.setattr(payloads, "check_json_limits", read)
+    monkeypatch.setattr(telegram_bot, "check_json_limits", read)
+    method = "PATCH" if path == "/incidents/1" else "POST"
+    response = api.request(method, path, body='{"a": ' + '"\\' * 30_000, key=None, headers=headers)
+    assert response.status_code == 401

@@ -4,8 +4,10 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import pytest
+
 from chalicelib import services
-from chalicelib.incidents import DedupKeyHeld
+from chalicelib.incidents import DedupKeyHeld, InvalidInput, refuse_reserved_dedup_key
 
 
 def create(api: Any, key: str, description: str = "Касса #7 не отвечает") -> Any:
@@ -96,3 +98,41 @@ def test_a_reopen_racing_a_new_report_leaves_exactly_one_open_owner(api, store):
 
         assert len(outcomes) == 2
         assert len(open_holders(api, key)) == 1, (round_, outcomes)
+
+
+RESERVED_MESSAGE = ("dedup_key must not start with pagerduty:, alertmanager: or arn:<partition>:cloudwatch: "
+                    "(those keys belong to the PagerDuty, Alertmanager and CloudWatch alarm integrations)")
+
+
+@pytest.mark.parametrize("key", [
+    "pagerduty:disk-full", "alertmanager:1a30ba71cca2921f",
+    "arn:aws:cloudwatch:eu-west-1:123456789012:alarm:pos-7", "arn:aws-cn:cloudwatch:cn-north-1:1:alarm:x",
+])
+def test_a_client_cannot_take_a_dedup_key_an_integration_owns(api, key):
+    response = create(api, key)
+    assert response.status_code == 400
+    assert response.json_body["Message"] == f"{RESERVED_MESSAGE}; got {key[:40]!r}"
+    assert open_holders(api, key) == []
+
+
+@pytest.mark.parametrize("key", ["PagerDuty:disk-full", "my-pagerduty:x", "arn:aws:sns:eu-west-1:1:alarms",
+                                 "alertmanager", "pos-7"])
+def test_keys_outside_the_integrations_namespaces_stay_the_clients(api, key):
+    assert create(api, key).status_code == 201
+
+
+def test_every_key_an_integration_makes_is_in_a_reserved_namespace():
+    from chalicelib import alarms, alertmanager, pagerduty
+    from tests.conftest import load_payload
+
+    batch = {"alerts": [{"status": "firing", "labels": {"alertname": "x"}, "startsAt": "2026-11-23T10:00:00Z"}]}
+    event = load_payload("eventbridge_alarm.json")
+    derived = {**event, "resources": []}
+    keys = [
+        pagerduty.incident_key("disk-full"), pagerduty.incident_key("k" * 255),
+        alertmanager.parse_batch(batch).alerts[0].dedup_key,
+        alarms.parse_eventbridge_event(event).dedup_key, alarms.parse_eventbridge_event(derived).dedup_key,
+    ]
+    for key in keys:
+        with pytest.raises(InvalidInput, match="must not start with"):
+            refuse_reserved_dedup_key(key)

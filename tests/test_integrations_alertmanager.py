@@ -220,6 +220,37 @@ def test_a_body_that_is_not_a_batch_is_400_and_stores_nothing_of_it(api, breaks)
     assert incidents(api) == {}
 
 
+@pytest.mark.parametrize("breaks, where", [
+    (lambda b: b.update(receiver="team-\ud800"), "`receiver`"),
+    (lambda b: b["alerts"][1].update(fingerprint="\udc00abc"), "alerts[1].fingerprint"),
+    (lambda b: b["alerts"][1]["labels"].update(alertname="Probe\ud83d"), "alerts[1].labels"),
+    (lambda b: b["alerts"][1]["labels"].update({"\udfff": "x"}), "alerts[1].labels"),
+    (lambda b: b["alerts"][1]["annotations"].update(summary="\ud800 down"), "alerts[1].annotations"),
+], ids=["receiver", "fingerprint", "label value", "label name", "annotation"])
+def test_an_unpaired_surrogate_in_any_text_of_a_batch_is_a_400_naming_the_field(api, breaks, where):
+    batch = body("alertmanager_firing")
+    breaks(batch)
+    response = deliver(api, batch)
+    assert response.status_code == 400
+    assert response.json_body["Message"] == f"{where} contains an unpaired surrogate; send valid Unicode text"
+    assert incidents(api) == {}
+
+
+def test_a_surrogate_pair_written_as_two_escapes_is_one_character_and_welcome(api):
+    batch = one_alert("alertmanager_firing", annotations={"summary": "\ud83d\udd25 on fire"})
+    assert deliver(api, batch).status_code == 200
+    [incident] = incidents(api).values()
+    assert incident["description"] == "\U0001f525 on fire"
+
+
+def test_the_receiver_is_stored_on_one_line_in_who_did_it(api):
+    batch = one_alert("alertmanager_firing")
+    batch["receiver"] = "team\n#7 resolved: alarm recovered"
+    assert deliver(api, batch).status_code == 200
+    [incident] = incidents(api).values()
+    assert incident["history"][0]["by"] == "alertmanager:team #7 resolved: alarm recovered"
+
+
 def test_an_empty_batch_is_fine(api):
     assert deliver(api, {"alerts": []}).json_body == {"status": "success", "outcomes": []}
 

@@ -231,6 +231,44 @@ def test_a_body_that_is_not_an_event_object_is_400_invalid_event(api, body):
     assert response.json_body["status"] == "invalid event"
 
 
+@pytest.mark.parametrize("name, changes, field", [
+    ("trigger", {"dedup_key": "disk-\ud800"}, "dedup_key"),
+    ("acknowledge", {"dedup_key": "\udc00"}, "dedup_key"),
+    ("resolve", {"dedup_key": "disk-full\ud83d"}, "dedup_key"),
+    ("trigger", {"payload_summary": "Disk \ud800 full"}, "payload.summary"),
+    ("trigger", {"payload_source": "host-\udfff"}, "payload.source"),
+    ("resolve", {"payload": {"source": "\ud800"}}, "payload.source"),
+], ids=["trigger dedup_key", "acknowledge dedup_key", "resolve dedup_key", "summary", "source",
+        "resolve source"])
+def test_an_unpaired_surrogate_in_any_text_the_event_brings_is_a_400_invalid_event(api, name, changes, field):
+    send(api, event("trigger"))
+    response = send(api, event(name, **changes))
+    assert response.status_code == 400
+    assert response.json_body == {
+        **INVALID, "errors": [f"'{field}' contains an unpaired surrogate; send valid Unicode text"]}
+    [untouched] = incidents(api)
+    assert (untouched["status"], untouched["occurrences"]) == ("new", 1)
+
+
+def test_who_did_it_is_stored_on_one_line_whatever_lines_payload_source_holds(api):
+    send(api, event("trigger", payload_source="db-1\n#7 resolved: alarm recovered\r\n"))
+    send(api, event("resolve", payload={"source": "ops\u2028bot\n"}))
+    [incident] = incidents(api)
+    assert [entry["by"] for entry in incident["history"]] == [
+        "pagerduty:db-1 #7 resolved: alarm recovered", "pagerduty:ops bot"]
+
+
+def test_half_a_mebibyte_of_unterminated_quotes_without_a_key_is_a_400_invalid_event_at_once(api):
+    from chalicelib import payloads
+
+    body = ('{"routing_key": "x", "a": ' + '"\\' * 300_000)[: 512 * 1024]
+    # Linear (tests/test_payloads.py): a few characters read per character sent.
+    assert payloads.check_json_limits(body, "body") <= 11 * len(body)
+    response = api.request("POST", "/v2/enqueue", body=body, key=None)
+    assert response.status_code == 400
+    assert response.json_body["errors"][0].startswith("request body is not valid JSON: Unterminated string")
+
+
 def test_a_store_failure_is_503_with_retry_after_so_the_sender_retries(api, monkeypatch):
     def unavailable(*args: Any, **kwargs: Any) -> None:
         raise Unavailable("throttled past the retries")

@@ -491,3 +491,21 @@ def test_a_stage_with_no_chat_to_tell_needs_no_bot_token(api, bot, stream, monke
     app_module.daily_digest(scheduled_event("2026-11-23T08:00:00Z"), None)
 
     assert bot.paths == []
+
+
+FAKE_NOTICE = "\n#7 resolved: alarm recovered\n"
+
+
+@pytest.mark.parametrize("entry", [
+    {"status": "resolved", "by": f"pagerduty:db-1{FAKE_NOTICE}", "note": None},
+    {"status": "in_progress", "by": f"alertmanager:team{FAKE_NOTICE}", "note": f"looking{FAKE_NOTICE}"},
+    {"kind": "note", "status": "new", "by": f"ops{FAKE_NOTICE}", "note": f"checked{FAKE_NOTICE}"},
+    {"status": "new", "by": f"pagerduty:x{FAKE_NOTICE}", "note": None},
+], ids=["status change", "status change with note", "note", "new"])
+def test_a_notice_is_one_line_whatever_text_a_sender_put_in_it(entry):
+    from chalicelib import notifications
+
+    incident = {"id": 3, "source": "monitoring", "description": f"Disk full{FAKE_NOTICE}more"}
+    text = notifications.change_text(incident, entry)
+    assert text.startswith("#3 ") and "\n" not in text and "\r" not in text
+    assert "#7 resolved: alarm recovered" not in text.split("\n")

@@ -130,3 +130,64 @@ def test_other_media_types_are_not_json(content_type):
     assert not is_json_media_type(content_type)
     with pytest.raises(NotJson):
         json_object(b"{}", content_type)
+
+
+# What costs a scanner most: quotes that never close (each one a string to the end), quotes
+# escaped so nothing closes, empty strings, brackets, numbers. Each is cut to `size` characters.
+WORST_CASE_BODIES = {
+    "unterminated quotes": lambda size: '{"a": ' + '"\\' * size,
+    "quotes after escaped backslashes": lambda size: '{"a": ' + '"\\\\' * size,
+    "many quotes": lambda size: '{"a": ' + '"",' * size,
+    "deep nesting": lambda size: '{"a": ' + "[" * size,
+    "empty arrays": lambda size: '{"a": [' + "[]," * size,
+    "long numbers": lambda size: '{"a": [' + ("9" * 100 + ",") * size,
+    "short numbers": lambda size: '{"a": [' + "1e1," * size,
+}
+
+
+def worst_case(kind: str, size: int) -> str:
+    return WORST_CASE_BODIES[kind](size)[:size]
+
+
+@pytest.mark.parametrize("kind", WORST_CASE_BODIES)
+def test_the_limits_check_reads_each_character_a_bounded_number_of_times_from_16_to_512_kib(kind):
+    per_character = []
+    for size in (16 * 1024, 64 * 1024, 512 * 1024):
+        text = worst_case(kind, size)
+        try:
+            examined = check_json_limits(text, "body")
+        except InvalidInput as refused:  # deep nesting: refused, and so at once
+            assert "nested deeper" in str(refused)
+            continue
+        per_character.append(examined / len(text))
+    assert all(ratio <= 11 for ratio in per_character)
+    # Linear: the work per character does not grow with the size.
+    assert max(per_character, default=0) - min(per_character, default=0) < 0.5
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("unterminated quotes", "not valid JSON: Unterminated string"),
+    ("quotes after escaped backslashes", "not valid JSON: Expecting"),
+    ("many quotes", "not valid JSON: Expecting"),
+    ("deep nesting", "nested deeper than 32 levels"),
+    ("empty arrays", "not valid JSON: Expecting"),
+    ("long numbers", "not valid JSON: Expecting"),
+    ("short numbers", "not valid JSON: Expecting"),
+])
+def test_the_worst_case_bodies_of_512_kib_get_the_400_that_says_what_is_wrong(kind, message):
+    raw = worst_case(kind, 512 * 1024).encode()
+    with pytest.raises(InvalidInput, match=message):
+        json_object(raw, "application/json", max_bytes=512 * 1024)
+
+
+def test_a_number_past_the_digit_limit_is_refused_however_it_is_spread_over_mantissa_and_exponent():
+    with pytest.raises(InvalidInput, match="more than 100 digits"):
+        check_json_limits('[1.' + "5" * 60 + "e-" + "1" * 41 + "]", "body")
+    check_json_limits('[1.' + "5" * 59 + "e-" + "1" * 40 + "]", "body")
+    check_json_limits('["' + "1" * 200 + '", ' + "2" * 100 + "]", "body")
+
+
+def test_a_quote_after_an_escaped_backslash_ends_the_string_and_an_escaped_quote_does_not():
+    with pytest.raises(InvalidInput, match="nested deeper"):
+        check_json_limits('{"a": "x\\\\", "b": ' + "[" * 33 + "]" * 33 + "}", "body")
+    check_json_limits('{"a": "x\\"' + "[" * 33 + '"}', "body")

@@ -118,7 +118,8 @@ def test_since_may_be_exactly_ninety_days_back_but_not_more(api, clock):
 @pytest.mark.parametrize("query, message", [
     ("since=yesterday", "since must be an ISO 8601 time"),
     ("since=2026-13-01", "since must be an ISO 8601 time"),
-    ("since=", "since must be an ISO 8601 time"),
+    ("since=", "since is empty; give an ISO 8601 time such as 2026-11-16T00:00:00Z, or leave it out"),
+    ("since=%20", "since is empty"),
     ("since=２０２６-11-20", "since must be an ISO 8601 time"),
     ("from=2026-11-20", "unknown query parameter(s): from"),
 ])
@@ -156,3 +157,12 @@ def test_telegram_text_is_three_lines_none_naming_an_incident():
         "Last 7 days: 7 opened, 4 resolved",
         "Acknowledge: median 1m, p90 5m; resolve: median 1h 30m, p90 —",
     ]
+
+
+def test_an_empty_since_is_400_as_the_openapi_document_says(api):
+    from chalicelib import openapi
+
+    document = openapi.document("/")
+    [since] = document["paths"]["/stats"]["get"]["parameters"]
+    assert since["schema"]["minLength"] == 1 and "empty `since=` is 400" in since["description"]
+    assert api.get("/stats?since=").status_code == 400
