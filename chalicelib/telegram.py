@@ -39,6 +39,7 @@ class Context:
     # Details of the message, not of which message it is: left out of ==.
     username: str | None = field(default=None, compare=False)  # as written; None: they have none
     sent_at: int | None = field(default=None, compare=False)  # the message's `date`, Unix seconds
+    topic: int | None = field(default=None, compare=False)  # a forum topic's message_thread_id
 
 
 @dataclass(frozen=True)
@@ -243,8 +244,11 @@ def _context(message: object) -> Context | None:
     by = _by(sender)
     if chat_id is None or message_id is None or by is None:
         return None
+    # In a forum, the answer goes to the asker's topic (message_thread_id is also set on replies
+    # outside forums, where sendMessage must not be given it).
+    topic = _int(message.get("message_thread_id")) if message.get("is_topic_message") is True else None
     return Context(chat_id=chat_id, message_id=message_id, by=by, username=_username(sender),
-                   sent_at=_int(message.get("date")))
+                   sent_at=_int(message.get("date")), topic=topic)
 
 
 def _by(sender: dict[str, Any]) -> str | None:
@@ -406,12 +410,15 @@ def parse_allowed_chats(value: str) -> frozenset[int]:
 
 def reply(context: Context, text: str) -> dict[str, Any]:
     """A sendMessage call, sent back as the webhook's response body."""
-    return {
+    answer: dict[str, Any] = {
         "method": "sendMessage",
         "chat_id": context.chat_id,
         "reply_to_message_id": context.message_id,
         "text": _clip(text, MAX_MESSAGE),
     }
+    if context.topic is not None:
+        answer["message_thread_id"] = context.topic
+    return answer
 
 
 def created_text(incident: dict[str, Any]) -> str:

@@ -164,6 +164,16 @@ def test_an_incident_opened_in_an_allowed_chat_of_no_team_has_no_team(client, ap
     assert "team" not in api.get("/incidents/1").json_body
 
 
+def test_a_command_in_a_forum_topic_of_the_team_chat_is_answered_in_that_topic(client, api):
+    put_team(api, thread_id=7)
+    update = message("/oncall")
+    update["message"].update({"message_thread_id": 42, "is_topic_message": True})
+
+    response = send(client, update)
+
+    assert json.loads(response.body)["message_thread_id"] == 42
+
+
 def test_a_chat_that_is_neither_allowed_nor_a_teams_is_refused_as_before(client, api):
     put_team(api)
 
