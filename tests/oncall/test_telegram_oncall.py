@@ -325,3 +325,33 @@ def test_override_beyond_the_teams_limit_is_refused_with_the_reason(client, api,
     text = said(client, message("/override 2h"))
 
     assert text.startswith("Not accepted: team 'ops' has 1 current and future overrides, the most allowed")
+
+
+# The parser alone (no Chalice, no AWS)
+
+
+def test_the_parser_reads_override_durations_with_their_unit_only():
+    from chalicelib import telegram
+
+    def parsed(text: str) -> Any:
+        return telegram.parse_update(message(text), frozenset({TEAM_CHAT}))
+
+    assert parsed("/override 30m").minutes == 30
+    assert parsed("/override@IncidentBot 4h").minutes == 240
+    assert parsed("/override 1D").minutes == 1440
+    assert parsed("/override 4").minutes is None
+    assert parsed("/override").given == ""
+    assert isinstance(parsed("/oncall"), telegram.ShowOnCall)
+
+
+def test_the_parser_serves_start_in_a_private_chat_only():
+    from chalicelib import telegram
+
+    private = telegram.parse_update(message("/start", chat=MARIA), frozenset())
+    assert private == telegram.StartPrivate(private.context, MARIA)
+    assert private.context.username == "maria_sre"
+    assert telegram.parse_update(message("/start", chat=GROUP), frozenset({GROUP})) == telegram.Ignore(
+        telegram.NOT_A_COMMAND)
+    assert telegram.parse_update(message("hello", chat=MARIA), frozenset()) == telegram.Ignore(
+        telegram.PRIVATE_CHAT)
+    assert telegram.sender_of(message("hello", username=None)) == (MARIA, None)
