@@ -285,6 +285,8 @@ def public_view(incident: dict[str, Any]) -> dict[str, Any]:
         "occurrences": incident["occurrences"],
         "history_count": incident["history_count"],
     }
+    if "team" in incident:  # until every incident answers `team` (null when none)
+        view["team"] = incident["team"]
     if "history" in incident:
         view["history"] = incident["history"]
     return view

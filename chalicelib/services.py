@@ -90,9 +90,11 @@ def open_incident(
     once: OnceKey | None = None,
     alarm_at: str | None = None,
     severity: Any = None,
+    team: str | None = None,
 ) -> Created:
     """New incident, or one more occurrence of the open one (severity only ever raised);
-    StaleAlarmEvent if `alarm_at` is not newer than the key's last applied event."""
+    StaleAlarmEvent if `alarm_at` is not newer than the key's last applied event. `team`: the
+    team a new incident belongs to (one opened in a team's chat)."""
     description = clean_description(description)
     source = parse_source(source)
     dedup_key = clean_dedup_key(dedup_key)
@@ -102,7 +104,7 @@ def open_incident(
     alarm = AlarmMark(dedup_key, alarm_at) if alarm_at and dedup_key else None
     for _ in range(MAX_ATTEMPTS):
         try:
-            return _open_or_absorb(store, description, source, by, dedup_key, once, alarm, severity)
+            return _open_or_absorb(store, description, source, by, dedup_key, once, alarm, severity, team)
         except (DedupKeyTaken, _Retry):
             continue
         except AlreadyDone as done:
@@ -112,7 +114,7 @@ def open_incident(
     raise Unavailable(f"dedup_key {dedup_key!r} kept changing hands; try again")
 
 
-def _open_or_absorb(store, description, source, by, dedup_key, once, alarm, severity) -> Created:
+def _open_or_absorb(store, description, source, by, dedup_key, once, alarm, severity, team=None) -> Created:
     previous_owner = None
     if dedup_key is not None and (record := store.dedup_record(dedup_key)) is not None:
         if alarm is not None and record.alarm_at is not None and record.alarm_at >= alarm.at:
@@ -125,6 +127,8 @@ def _open_or_absorb(store, description, source, by, dedup_key, once, alarm, seve
             previous_owner = record.incident_id  # not open: the key is free
     incident = new_incident(store.allocate_id(), description, source, dedup_key, by, now_iso(),
                             severity)
+    if team is not None:
+        incident["team"] = team
     store.insert_incident(
         incident, replaces_dedup_owner=previous_owner, once=_once(once, 201, incident), alarm=alarm
     )
