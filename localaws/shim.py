@@ -1,0 +1,271 @@
+"""moto's DynamoDB with DynamoDB's costs and DynamoDB's ClientRequestToken: the same answers,
+the same errors, sooner (tests/test_embedded_dynamodb.py holds it to plain moto's answers).
+
+- TransactWriteItems: moto deep-copies every table a transaction names, for its rollback, so
+  each write costs O(table); here the rollback copy holds only the items the transaction names.
+- TransactWriteItems honours ClientRequestToken for 10 minutes, as DynamoDB does (moto ignores it).
+- Query: a GSI partition sorted with plain keys, an item collection read alone, and the answer
+  serialised as the plain JSON it is (moto sorts and serialises through slow generic paths).
+
+Written against one moto version (PINNED_MOTO, pinned in requirements-dev.txt); `install()`
+refuses to patch any other, or one whose patched functions changed.
+"""
+from __future__ import annotations
+
+import collections
+import contextlib
+import copy as _real_copy
+import hashlib
+import inspect
+import json
+import threading
+import time
+from decimal import Decimal
+from typing import Any, Callable, Iterator
+
+import moto
+from moto.core.responses import ActionResult
+from moto.dynamodb import models as moto_models
+from moto.dynamodb.exceptions import ERROR_TYPE_PREFIX, DynamodbException
+from moto.dynamodb.models.dynamo_type import DynamoType
+from moto.dynamodb.models.table import Table as MotoTable
+from moto.dynamodb.responses import DynamoHandler
+
+PINNED_MOTO = "5.2.5"
+TOKEN_WINDOW_SECONDS = 600.0
+Backend = moto_models.DynamoDBBackend
+
+# What the shim replaces or relies on, with a digest of each one's source in PINNED_MOTO.
+_CHECKED: dict[str, tuple[Callable[..., Any], str]] = {
+    "Table.sorted_items": (MotoTable.sorted_items, "216dac1cd6b6"),
+    "Table.query": (MotoTable.query, "002b4d00be6d"),
+    "Table.all_items": (MotoTable.all_items, "c80d2ee3c896"),
+    "Table.put_item": (MotoTable.put_item, "de23933013ef"),
+    "Table.delete_item": (MotoTable.delete_item, "1594f7b07616"),
+    "DynamoDBBackend.transact_write_items": (Backend.transact_write_items, "81db2cb7d94e"),
+    "DynamoDBBackend.update_item": (Backend.update_item, "218984588dd6"),
+    "DynamoHandler.serialized": (DynamoHandler.serialized, "af486a0ef132"),
+    "DynamoHandler.transact_write_items": (DynamoHandler.transact_write_items, "61c163fff213"),
+}
+
+
+class MotoChanged(RuntimeError):
+    """The installed moto is not the one the shim was written for."""
+
+
+def source_digest(function: Callable[..., Any]) -> str:
+    return hashlib.sha256(inspect.getsource(function).encode()).hexdigest()[:12]
+
+
+def check_moto() -> None:
+    """Raises MotoChanged, naming both versions, unless moto is PINNED_MOTO as it was."""
+    changed = [name for name, (function, digest) in _CHECKED.items() if source_digest(function) != digest]
+    if moto.__version__ != PINNED_MOTO or changed:
+        raise MotoChanged(
+            f"localaws/shim.py was written for moto {PINNED_MOTO}; installed is moto "
+            f"{moto.__version__}" + (f" with changed {', '.join(changed)}" if changed else "")
+            + f". Install moto=={PINNED_MOTO} (pip install -r requirements-dev.txt), or re-check "
+            "the shim against the new moto (tests/test_embedded_dynamodb.py) and update its digests."
+        )
+
+
+# --- Query ---------------------------------------------------------------------------------
+
+_original_sorted_items = MotoTable.sorted_items
+
+
+def _sort_value(value: Any) -> tuple[str, Any]:
+    return (value.type, Decimal(value.value)) if value.type == "N" else (value.type, value.value)
+
+
+def _fast_sorted_items(self: MotoTable, hash_key_attrs: list[str], range_key_attrs: list[Any],
+                       items: list[Any]) -> list[Any]:
+    """moto sorts with Python-level DynamoType comparisons (seconds per Query at 100k items).
+    Same order from plain keys: S by code point (= UTF-8 byte order), N by value."""
+    attrs = self._generate_attr_to_sort_by(hash_key_attrs, range_key_attrs)
+    items.sort(key=lambda item: tuple(_sort_value(item.attrs[a]) for a in attrs))
+    return items
+
+
+_original_serialized = DynamoHandler.serialized
+
+
+def _fast_serialized(self: DynamoHandler, action_result: Any) -> Any:
+    """A Query answer through moto's generic model-driven serializer is most of the time of a
+    51-item page; DynamoDB's JSON protocol is the plain JSON of that dict."""
+    result = action_result.result
+    if self._get_action() != "Query" or not isinstance(result, dict):
+        return _original_serialized(self, action_result)
+    headers = {"Content-Type": "application/x-amz-json-1.0", **self.response_headers}
+    return 200, headers, json.dumps(result)
+
+
+_original_query = MotoTable.query
+_original_all_items = MotoTable.all_items
+_one_collection = threading.local()
+
+
+def _fast_all_items(self: MotoTable) -> list[Any]:
+    only = getattr(_one_collection, "value", None)
+    if only is not None and only[0] is self:
+        return list(only[1].values())
+    return _original_all_items(self)
+
+
+def _fast_query(self: MotoTable, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
+    """A Query on the table itself (an item collection): moto sorts every item of the table to
+    pick the collection's; handing it the collection alone gives the same answer."""
+    index_name = args[6] if len(args) > 6 else kwargs.get("index_name")
+    if index_name or hash_key is None or not self.range_key_attr:
+        return _original_query(self, hash_key, *args, **kwargs)
+    _one_collection.value = (self, self.items.get(hash_key, {}))
+    try:
+        return _original_query(self, hash_key, *args, **kwargs)
+    finally:
+        _one_collection.value = None
+
+
+# --- TransactWriteItems --------------------------------------------------------------------
+
+_original_transact = Backend.transact_write_items
+
+
+class _SnapshotCopy:
+    """Stands in for the `copy` module inside moto's backend during TransactWriteItems: a table
+    "copy" sharing every item but deep copies of those the transaction names rolls back the same."""
+
+    def __init__(self, touched: set[tuple[Any, Any]]) -> None:
+        self.touched = touched  # (hash key, range key or None)
+
+    def deepcopy(self, value: Any, *args: Any) -> Any:
+        if not isinstance(value, MotoTable):
+            return _real_copy.deepcopy(value, *args)
+        snapshot = _real_copy.copy(value)
+        snapshot.items = _real_copy.copy(value.items)  # still a defaultdict, as moto's own
+        for hash_key, range_key in self.touched:
+            if hash_key not in value.items:
+                continue
+            if range_key is None:
+                snapshot.items[hash_key] = _real_copy.deepcopy(value.items[hash_key])
+                continue
+            collection = dict(snapshot.items[hash_key])
+            if range_key in collection:
+                collection[range_key] = _real_copy.deepcopy(collection[range_key])
+            snapshot.items[hash_key] = collection
+        return snapshot
+
+
+def _fast_transact(self: Any, transact_items: list[dict[str, Any]]) -> None:
+    touched = set()
+    streams = {}
+    for entry in transact_items:
+        _, op = next(iter(entry.items()))
+        table = self.tables.get(op.get("TableName"))
+        if table is None:
+            continue
+        if table.stream_shard is not None:
+            streams[id(table.stream_shard)] = (table.stream_shard, len(table.stream_shard.items))
+        key = op.get("Key") or op.get("Item") or {}
+        if table.hash_key_attr in key:
+            range_key = key.get(table.range_key_attr) if table.range_key_attr else None
+            touched.add((DynamoType(key[table.hash_key_attr]),
+                         DynamoType(range_key) if range_key is not None else None))
+    moto_models.copy = _SnapshotCopy(touched)
+    try:
+        return _original_transact(self, transact_items)
+    except Exception:
+        # moto's deep copy brought back the stream as it was; the shared shard must forget the
+        # records of the writes the rollback undid.
+        for shard, length in streams.values():
+            del shard.items[length:]
+        raise
+    finally:
+        moto_models.copy = _real_copy
+
+
+class IdempotentParameterMismatch(DynamodbException):
+    """DynamoDB's answer to a ClientRequestToken reused with another request."""
+
+    def __init__(self) -> None:
+        super().__init__(ERROR_TYPE_PREFIX + "IdempotentParameterMismatchException",
+                         "ClientRequestToken was used within the last 10 minutes by a "
+                         "TransactWriteItems request with other parameters")
+
+
+clock: Callable[[], float] = time.monotonic  # the tests move it
+
+_original_transact_handler = DynamoHandler.transact_write_items
+
+
+def _transact_with_token(self: DynamoHandler) -> Any:
+    """As DynamoDB: for 10 minutes after a TransactWriteItems with a ClientRequestToken
+    succeeded, the same request with that token succeeds again without applying anything, and
+    another request with it is IdempotentParameterMismatchException."""
+    token = self.body.get("ClientRequestToken")
+    if token is None:
+        return _original_transact_handler(self)
+    tokens = self.dynamodb_backend.__dict__.setdefault("_client_request_tokens", collections.OrderedDict())
+    now = clock()
+    while tokens and now - next(iter(tokens.values()))[1] >= TOKEN_WINDOW_SECONDS:
+        tokens.popitem(last=False)
+    request = {name: value for name, value in self.body.items() if name != "ClientRequestToken"}
+    digest = hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
+    if token in tokens:
+        if tokens[token][0] != digest:
+            raise IdempotentParameterMismatch()
+        return ActionResult({"ConsumedCapacity": [], "ItemCollectionMetrics": {}})
+    result = _original_transact_handler(self)
+    tokens[token] = (digest, now)
+    return result
+
+
+# --- on and off ----------------------------------------------------------------------------
+
+_PATCHES = [
+    (MotoTable, "sorted_items", _original_sorted_items, _fast_sorted_items),
+    (MotoTable, "query", _original_query, _fast_query),
+    (MotoTable, "all_items", _original_all_items, _fast_all_items),
+    (DynamoHandler, "serialized", _original_serialized, _fast_serialized),
+    (DynamoHandler, "transact_write_items", _original_transact_handler, _transact_with_token),
+    (Backend, "transact_write_items", _original_transact, _fast_transact),
+]
+
+
+def installed() -> bool:
+    return MotoTable.query is _fast_query
+
+
+def install() -> None:
+    """Patches moto for the rest of the process (idempotent); MotoChanged if moto changed."""
+    check_moto()
+    for owner, name, _, patched in _PATCHES:
+        setattr(owner, name, patched)
+
+
+def uninstall() -> None:
+    for owner, name, original, _ in _PATCHES:
+        setattr(owner, name, original)
+
+
+@contextlib.contextmanager
+def fast_moto() -> Iterator[None]:
+    """The shim on inside the block, as it was after."""
+    was = installed()
+    install()
+    try:
+        yield
+    finally:
+        if not was:
+            uninstall()
+
+
+@contextlib.contextmanager
+def plain_moto() -> Iterator[None]:
+    """moto as it is, inside the block (to compare the shim's answers with moto's)."""
+    was = installed()
+    uninstall()
+    try:
+        yield
+    finally:
+        if was:
+            install()
