@@ -35,7 +35,7 @@ PINNED_MOTO = "5.2.5"
 TOKEN_WINDOW_SECONDS = 600.0
 Backend = moto_models.DynamoDBBackend
 
-# What the shim replaces or relies on, with a digest of each one's source in PINNED_MOTO.
+# What the shim replaces, and what localaws/persist.py relies on, with a digest of each one's source in PINNED_MOTO.
 _CHECKED: dict[str, tuple[Callable[..., Any], str]] = {
     "Table.sorted_items": (MotoTable.sorted_items, "216dac1cd6b6"),
     "Table.query": (MotoTable.query, "002b4d00be6d"),
@@ -44,6 +44,8 @@ _CHECKED: dict[str, tuple[Callable[..., Any], str]] = {
     "Table.delete_item": (MotoTable.delete_item, "1594f7b07616"),
     "DynamoDBBackend.transact_write_items": (Backend.transact_write_items, "81db2cb7d94e"),
     "DynamoDBBackend.update_item": (Backend.update_item, "218984588dd6"),
+    "DynamoDBBackend.create_table": (Backend.create_table, "2bb8105ad9fa"),
+    "DynamoDBBackend.update_time_to_live": (Backend.update_time_to_live, "9da0deb00bb2"),
     "DynamoHandler.serialized": (DynamoHandler.serialized, "af486a0ef132"),
     "DynamoHandler.transact_write_items": (DynamoHandler.transact_write_items, "61c163fff213"),
 }
