@@ -24,6 +24,8 @@ from moto.dynamodb.models import DynamoDBBackend, dynamodb_backends
 from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
 from moto.dynamodb.models.table import Table
 
+from localaws import shim
+
 SNAPSHOT = "dynamodb-items.jsonl"
 CHANGES = "dynamodb-changes.jsonl"
 FORMAT = 1
@@ -274,38 +276,9 @@ class KeptData:
         return count
 
 
-# --- moto's writes, marked --------------------------------------------------------------
-
-_KEPT: list[KeptData] = []
-_put_item, _delete_item, _update_item = Table.put_item, Table.delete_item, DynamoDBBackend.update_item
-
-
-def _marking_put_item(self: Table, *args: Any, **kwargs: Any) -> Item:
-    item = _put_item(self, *args, **kwargs)
-    for kept in _KEPT:
-        kept.mark(self, item.hash_key, item.range_key)
-    return item
-
-
-def _marking_delete_item(self: Table, hash_key: Any, range_key: Any) -> Item | None:
-    item = _delete_item(self, hash_key, range_key)
-    for kept in _KEPT:
-        kept.mark(self, hash_key, range_key)
-    return item
-
-
-def _marking_update_item(self: DynamoDBBackend, table_name: str, *args: Any, **kwargs: Any) -> Item:
-    item = _update_item(self, table_name, *args, **kwargs)
-    for kept in _KEPT:
-        kept.mark(self.get_table(table_name), item.hash_key, item.range_key)
-    return item
-
-
 def keep(kept: KeptData) -> None:
     """Every item moto writes from now on is marked for `kept`'s next write_changes."""
-    _KEPT.append(kept)
-    Table.put_item, Table.delete_item = _marking_put_item, _marking_delete_item
-    DynamoDBBackend.update_item = _marking_update_item
+    shim.WRITE_LISTENERS.append(kept.mark)
 
 
 def changes_every(kept: KeptData, stop: threading.Event, interval: float = CHANGES_EVERY) -> threading.Thread:

@@ -4,8 +4,9 @@ the same errors, sooner (tests/test_embedded_dynamodb.py holds it to plain moto'
 - TransactWriteItems: moto deep-copies every table a transaction names, for its rollback, so
   each write costs O(table); here the rollback copy holds only the items the transaction names.
 - TransactWriteItems honours ClientRequestToken for 10 minutes, as DynamoDB does (moto ignores it).
-- Query: a GSI partition sorted with plain keys, an item collection read alone, and the answer
-  serialised as the plain JSON it is (moto sorts and serialises through slow generic paths).
+- Query: moto reads every item of the table to pick a partition; here a GSI partition (kept
+  up to date by every write) or an item collection is read alone, sorted with plain keys, and
+  the answer serialised as the plain JSON it is (moto's generic serializer is slow).
 
 Written against one moto version (PINNED_MOTO, pinned in requirements-dev.txt); `install()`
 refuses to patch any other, or one whose patched functions changed.
@@ -115,16 +116,96 @@ def _fast_all_items(self: MotoTable) -> list[Any]:
 
 
 def _fast_query(self: MotoTable, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
-    """A Query on the table itself (an item collection): moto sorts every item of the table to
-    pick the collection's; handing it the collection alone gives the same answer."""
+    """moto picks a Query's partition out of every item of the table, then sorts it. Handing it
+    the partition alone gives the same answer at the partition's cost: an item collection
+    straight from the table, a GSI partition from _partitions (kept up to date by every write)."""
     index_name = args[6] if len(args) > 6 else kwargs.get("index_name")
-    if index_name or hash_key is None or not self.range_key_attr:
+    if hash_key is None:
         return _original_query(self, hash_key, *args, **kwargs)
-    _one_collection.value = (self, self.items.get(hash_key, {}))
+    if index_name:
+        index = next((i for i in self.global_indexes if i.name == index_name), None)
+        hash_attrs = [k["AttributeName"] for k in index.schema if k["KeyType"] == "HASH"] if index else []
+        if len(hash_attrs) != 1:
+            return _original_query(self, hash_key, *args, **kwargs)
+        only = _partitions(self).get(hash_attrs[0], {}).get(hash_key, {})
+    elif self.range_key_attr:
+        only = self.items.get(hash_key, {})
+    else:
+        return _original_query(self, hash_key, *args, **kwargs)
+    _one_collection.value = (self, only)
     try:
         return _original_query(self, hash_key, *args, **kwargs)
     finally:
         _one_collection.value = None
+
+
+def _partitions(table: MotoTable) -> dict[str, dict[Any, dict[Any, Any]]]:
+    """GSI hash attribute -> its value -> {(hash key, range key): item}, made on a table's
+    first GSI Query (one pass over its items), then kept by _reindex after every write."""
+    partitions = table.__dict__.get("_partitions")
+    if partitions is None:
+        attrs = {k["AttributeName"] for i in table.global_indexes for k in i.schema if k["KeyType"] == "HASH"}
+        partitions = table.__dict__["_partitions"] = {attr: {} for attr in attrs}
+        table.__dict__["_indexed"] = {}
+        for item in _original_all_items(table):
+            _reindex(table, item.hash_key, item.range_key)
+    return partitions
+
+
+def _reindex(table: MotoTable, hash_key: Any, range_key: Any) -> None:
+    partitions = table.__dict__.get("_partitions")
+    if partitions is None:
+        return
+    indexed = table.__dict__["_indexed"]  # (hash key, range key) -> [(attr, value)] it is under
+    key = (hash_key, range_key)
+    for attr, value in indexed.pop(key, ()):
+        partition = partitions[attr][value]
+        partition.pop(key, None)
+        if not partition:
+            del partitions[attr][value]
+    if (range_key is None) != (table.range_key_attr is None):
+        return  # a key of another table of the same transaction
+    item = table.get_item(hash_key, range_key)
+    if item is None:
+        return
+    under = []
+    for attr, by_value in partitions.items():
+        value = item.attrs.get(attr)
+        if value is not None:
+            by_value.setdefault(value, {})[key] = item
+            under.append((attr, value))
+    if under:
+        indexed[key] = under
+
+
+# --- every write, seen ---------------------------------------------------------------------
+
+_put_item, _delete_item, _update_item = MotoTable.put_item, MotoTable.delete_item, Backend.update_item
+WRITE_LISTENERS: list[Callable[[MotoTable, Any, Any], None]] = []  # (table, hash key, range key)
+
+
+def _wrote(table: MotoTable, hash_key: Any, range_key: Any) -> None:
+    _reindex(table, hash_key, range_key)
+    for listener in WRITE_LISTENERS:
+        listener(table, hash_key, range_key)
+
+
+def _seen_put_item(self: MotoTable, *args: Any, **kwargs: Any) -> Any:
+    item = _put_item(self, *args, **kwargs)
+    _wrote(self, item.hash_key, item.range_key)
+    return item
+
+
+def _seen_delete_item(self: MotoTable, hash_key: Any, range_key: Any) -> Any:
+    item = _delete_item(self, hash_key, range_key)
+    _wrote(self, hash_key, range_key)
+    return item
+
+
+def _seen_update_item(self: Any, table_name: str, *args: Any, **kwargs: Any) -> Any:
+    item = _update_item(self, table_name, *args, **kwargs)  # changes the item in place
+    _wrote(self.get_table(table_name), item.hash_key, item.range_key)
+    return item
 
 
 # --- TransactWriteItems --------------------------------------------------------------------
@@ -160,11 +241,13 @@ class _SnapshotCopy:
 def _fast_transact(self: Any, transact_items: list[dict[str, Any]]) -> None:
     touched = set()
     streams = {}
+    names = set()
     for entry in transact_items:
         _, op = next(iter(entry.items()))
         table = self.tables.get(op.get("TableName"))
         if table is None:
             continue
+        names.add(table.name)
         if table.stream_shard is not None:
             streams[id(table.stream_shard)] = (table.stream_shard, len(table.stream_shard.items))
         key = op.get("Key") or op.get("Item") or {}
@@ -180,6 +263,9 @@ def _fast_transact(self: Any, transact_items: list[dict[str, Any]]) -> None:
         # records of the writes the rollback undid.
         for shard, length in streams.values():
             del shard.items[length:]
+        for name in names:  # the restored table shares the GSI partitions: put its items back
+            for hash_key, range_key in touched:
+                _reindex(self.tables[name], hash_key, range_key)
         raise
     finally:
         moto_models.copy = _real_copy
@@ -230,6 +316,9 @@ _PATCHES = [
     (DynamoHandler, "serialized", _original_serialized, _fast_serialized),
     (DynamoHandler, "transact_write_items", _original_transact_handler, _transact_with_token),
     (Backend, "transact_write_items", _original_transact, _fast_transact),
+    (MotoTable, "put_item", _put_item, _seen_put_item),
+    (MotoTable, "delete_item", _delete_item, _seen_delete_item),
+    (Backend, "update_item", _update_item, _seen_update_item),
 ]
 
 

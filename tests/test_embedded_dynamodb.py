@@ -19,8 +19,10 @@ def make_table(client: Any) -> None:
     client.create_table(
         TableName=TABLE, BillingMode="PAY_PER_REQUEST",
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                              {"AttributeName": "sk", "AttributeType": "S"}],
+        AttributeDefinitions=[{"AttributeName": name, "AttributeType": "S"} for name in ("pk", "sk", "g")],
+        GlobalSecondaryIndexes=[{"IndexName": "by_g", "Projection": {"ProjectionType": "ALL"},
+                                 "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"},
+                                               {"AttributeName": "sk", "KeyType": "RANGE"}]}],
         StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
     )
 
@@ -42,13 +44,15 @@ def check(pk: str, condition: str, **extra: Any) -> dict[str, Any]:
     return {"ConditionCheck": {"TableName": TABLE, "Key": key(pk), "ConditionExpression": condition, **extra}}
 
 
+X, Y = {"S": "x"}, {"S": "y"}
 # Each a TransactWriteItems after the seed: one that applies, and every way one can fail.
 TRANSACTIONS: list[list[dict[str, Any]]] = [
-    [put("a", n={"N": "1"}), put("b"), put("a", "history#1")],  # the seed
-    [update("a", "SET n = n + :one", {":one": {"N": "1"}}), put("c"), {"Delete": {"TableName": TABLE, "Key": key("b")}}],
+    [put("a", n={"N": "1"}, g=X), put("b", g=X), put("a", "history#1", g=X)],  # the seed
+    [update("a", "SET n = n + :one, g = :y", {":one": {"N": "1"}, ":y": Y}), put("c", g=Y),
+     {"Delete": {"TableName": TABLE, "Key": key("b")}}],
     # Cancelled by its last check, after the first three applied: all rolled back.
-    [put("d"), update("a", "SET n = :nine", {":nine": {"N": "9"}}), put("a", "history#2"),
-     check("c", "attribute_not_exists(pk)")],
+    [put("d", g=X), update("a", "SET n = :nine, g = :x", {":nine": {"N": "9"}, ":x": X}),
+     put("a", "history#2", g=Y), check("c", "attribute_not_exists(pk)")],
     # Cancelled, the old item in the reason.
     [put("e"), check("a", "n = :x", ExpressionAttributeValues={":x": {"N": "7"}},
                      ReturnValuesOnConditionCheckFailure="ALL_OLD")],
@@ -67,6 +71,7 @@ def run_all(transact: list[list[dict[str, Any]]]) -> list[Any]:
     with mock_aws():
         client = boto3.client("dynamodb", region_name="eu-west-1")
         make_table(client)
+        by_g(client, X)  # from here on, the shim keeps the index's partitions
         seen: list[Any] = []
         for items in transact:
             try:
@@ -76,8 +81,14 @@ def run_all(transact: list[list[dict[str, Any]]]) -> list[Any]:
             except ClientError as error:
                 seen.append((error.response["Error"], error.response.get("CancellationReasons")))
         seen.append([client.get_item(TableName=TABLE, Key=k).get("Item") for k in KEYS])
+        seen.append([by_g(client, g, forward) for g in (X, Y) for forward in (True, False)])
         seen.append(stream_records(client))
         return seen
+
+
+def by_g(client: Any, g: dict[str, str], forward: bool = True) -> list[dict[str, Any]]:
+    return client.query(TableName=TABLE, IndexName="by_g", KeyConditionExpression="g = :g",
+                        ExpressionAttributeValues={":g": g}, ScanIndexForward=forward)["Items"]
 
 
 def stream_records(client: Any) -> list[tuple[str, Any, Any]]:
@@ -95,12 +106,14 @@ def test_every_transaction_answers_fails_and_rolls_back_exactly_as_plain_moto(aw
         plain = run_all(TRANSACTIONS)
     with shim.fast_moto():
         assert run_all(TRANSACTIONS) == plain
-    answers, items, stream = plain[:-2], plain[-2], plain[-1]
+    answers, items, by_g, stream = plain[:-3], plain[-3], plain[-2], plain[-1]
     assert [a[0] == "ok" for a in answers] == [True, True, False, False, False, False, False]
     assert [a[0]["Code"] for a in answers[2:]] == ["TransactionCanceledException"] * 2 + \
         ["ValidationException"] * 2 + ["ResourceNotFoundException"]
     assert [item is not None for item in items] == [True, False, True] + [False] * 5 + [True, False]
     assert items[0]["n"] == {"N": "2"}  # the cancelled ones changed nothing
+    assert [[item["pk"]["S"] + "/" + item["sk"]["S"] for item in page] for page in by_g[::2]] == \
+        [["a/history#1"], ["a/item", "c/item"]]
     assert [event for event, _, _ in stream] == ["INSERT"] * 3 + ["MODIFY", "INSERT", "REMOVE"]
 
 
