@@ -38,6 +38,8 @@ Backend = moto_models.DynamoDBBackend
 
 # What the shim replaces, and what localaws/persist.py relies on, with a digest of each one's source in PINNED_MOTO.
 _CHECKED: dict[str, tuple[Callable[..., Any], str]] = {
+    "DynamoType.__hash__": (DynamoType.__hash__, "4d37bb816ded"),
+    "DynamoType.cast_value": (DynamoType.cast_value.fget, "135da387dfcc"),
     "Table.sorted_items": (MotoTable.sorted_items, "216dac1cd6b6"),
     "Table.query": (MotoTable.query, "002b4d00be6d"),
     "Table.all_items": (MotoTable.all_items, "c80d2ee3c896"),
@@ -127,7 +129,7 @@ def _fast_query(self: MotoTable, hash_key: Any, *args: Any, **kwargs: Any) -> An
         hash_attrs = [k["AttributeName"] for k in index.schema if k["KeyType"] == "HASH"] if index else []
         if len(hash_attrs) != 1:
             return _original_query(self, hash_key, *args, **kwargs)
-        only = _partitions(self).get(hash_attrs[0], {}).get(hash_key, {})
+        only = _partitions(self).get(hash_attrs[0], {}).get(_plain_key(hash_key), {})
     elif self.range_key_attr:
         only = self.items.get(hash_key, {})
     else:
@@ -139,32 +141,55 @@ def _fast_query(self: MotoTable, hash_key: Any, *args: Any, **kwargs: Any) -> An
         _one_collection.value = None
 
 
+def _plain_key(value: Any) -> tuple[str, Any]:
+    """A key attribute as a plain, cheaply hashed tuple (DynamoType hashes through Decimal)."""
+    return (value.type, Decimal(value.value)) if value.type == "N" else (value.type, value.value)
+
+
+def _item_key(hash_key: Any, range_key: Any) -> tuple[Any, ...]:
+    return _plain_key(hash_key) + (_plain_key(range_key) if range_key is not None else ())
+
+
 def _partitions(table: MotoTable) -> dict[str, dict[Any, dict[Any, Any]]]:
-    """GSI hash attribute -> its value -> {(hash key, range key): item}, made on a table's
-    first GSI Query (one pass over its items), then kept by _reindex after every write."""
+    """GSI hash attribute -> its value -> {item key: item}, made on a table's first GSI Query
+    (or by index_table), then kept by _reindex after every write."""
     partitions = table.__dict__.get("_partitions")
     if partitions is None:
-        attrs = {k["AttributeName"] for i in table.global_indexes for k in i.schema if k["KeyType"] == "HASH"}
-        partitions = table.__dict__["_partitions"] = {attr: {} for attr in attrs}
-        table.__dict__["_indexed"] = {}
-        for item in _original_all_items(table):
-            _reindex(table, item.hash_key, item.range_key)
+        index_table(table)
+        partitions = table.__dict__["_partitions"]
     return partitions
+
+
+def index_table(table: MotoTable) -> None:
+    """Makes the table's GSI partitions from its items: one pass."""
+    attrs = {k["AttributeName"] for i in table.global_indexes for k in i.schema if k["KeyType"] == "HASH"}
+    partitions: dict[str, dict[Any, dict[Any, Any]]] = {attr: {} for attr in attrs}
+    indexed: dict[Any, list[tuple[str, Any]]] = {}
+    collections = table.items.values() if table.range_key_attr else [table.items]
+    for item in (item for collection in collections for item in collection.values()):
+        under = []
+        for attr, by_value in partitions.items():
+            value = item.attrs.get(attr)
+            if value is not None:
+                key = _item_key(item.hash_key, item.range_key)
+                by_value.setdefault(_plain_key(value), {})[key] = item
+                under.append((attr, _plain_key(value)))
+        if under:
+            indexed[_item_key(item.hash_key, item.range_key)] = under
+    table.__dict__["_partitions"], table.__dict__["_indexed"] = partitions, indexed
 
 
 def _reindex(table: MotoTable, hash_key: Any, range_key: Any) -> None:
     partitions = table.__dict__.get("_partitions")
-    if partitions is None:
-        return
-    indexed = table.__dict__["_indexed"]  # (hash key, range key) -> [(attr, value)] it is under
-    key = (hash_key, range_key)
+    if partitions is None or (range_key is None) != (table.range_key_attr is None):
+        return  # not indexed yet, or a key of another table of the same transaction
+    indexed = table.__dict__["_indexed"]  # item key -> [(attr, value)] it is under
+    key = _item_key(hash_key, range_key)
     for attr, value in indexed.pop(key, ()):
         partition = partitions[attr][value]
         partition.pop(key, None)
         if not partition:
             del partitions[attr][value]
-    if (range_key is None) != (table.range_key_attr is None):
-        return  # a key of another table of the same transaction
     item = table.get_item(hash_key, range_key)
     if item is None:
         return
@@ -172,8 +197,8 @@ def _reindex(table: MotoTable, hash_key: Any, range_key: Any) -> None:
     for attr, by_value in partitions.items():
         value = item.attrs.get(attr)
         if value is not None:
-            by_value.setdefault(value, {})[key] = item
-            under.append((attr, value))
+            by_value.setdefault(_plain_key(value), {})[key] = item
+            under.append((attr, _plain_key(value)))
     if under:
         indexed[key] = under
 
@@ -206,6 +231,17 @@ def _seen_update_item(self: Any, table_name: str, *args: Any, **kwargs: Any) -> 
     item = _update_item(self, table_name, *args, **kwargs)  # changes the item in place
     _wrote(self.get_table(table_name), item.hash_key, item.range_key)
     return item
+
+
+_original_hash = DynamoType.__hash__
+
+
+def _fast_hash(self: DynamoType) -> int:
+    """Every key lookup in a moto table hashes DynamoTypes through a property chain; for the
+    string and binary keys it is the same hash, straight."""
+    if self.type == "S" or self.type == "B":
+        return hash((self.type, self.value))
+    return _original_hash(self)
 
 
 # --- TransactWriteItems --------------------------------------------------------------------
@@ -316,6 +352,7 @@ _PATCHES = [
     (DynamoHandler, "serialized", _original_serialized, _fast_serialized),
     (DynamoHandler, "transact_write_items", _original_transact_handler, _transact_with_token),
     (Backend, "transact_write_items", _original_transact, _fast_transact),
+    (DynamoType, "__hash__", _original_hash, _fast_hash),
     (MotoTable, "put_item", _put_item, _seen_put_item),
     (MotoTable, "delete_item", _delete_item, _seen_delete_item),
     (Backend, "update_item", _update_item, _seen_update_item),
