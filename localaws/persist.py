@@ -277,9 +277,7 @@ class KeptData:
                 for item in _all_items(table):
                     file.write('{"t": %d, "i": %s}\n' % (index, _item_json(item)))
                     count += 1
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(aside, self.snapshot_path)
+        os.replace(aside, self.snapshot_path)  # whole or not at all, whenever the process dies
         self.changes_path.unlink(missing_ok=True)
         self._dirty = {}
         return count

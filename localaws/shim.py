@@ -250,28 +250,42 @@ _original_transact = Backend.transact_write_items
 
 
 class _SnapshotCopy:
-    """Stands in for the `copy` module inside moto's backend during TransactWriteItems: a table
-    "copy" sharing every item but deep copies of those the transaction names rolls back the same."""
+    """Stands in for the `copy` module inside moto's backend during TransactWriteItems. moto
+    deep-copies each table the transaction names, to put it back if the transaction fails; the
+    "copy" here is the table itself, with the items the transaction names remembered as they
+    were (deep copies), and `restore()` puts them back after moto's rollback."""
 
     def __init__(self, touched: set[tuple[Any, Any]]) -> None:
         self.touched = touched  # (hash key, range key or None)
+        self.before: dict[tuple[int, Any, Any], tuple[MotoTable, Any]] = {}
 
     def deepcopy(self, value: Any, *args: Any) -> Any:
         if not isinstance(value, MotoTable):
             return _real_copy.deepcopy(value, *args)
-        snapshot = _real_copy.copy(value)
-        snapshot.items = _real_copy.copy(value.items)  # still a defaultdict, as moto's own
         for hash_key, range_key in self.touched:
-            if hash_key not in value.items:
-                continue
+            if (range_key is None) != (value.range_key_attr is None):
+                continue  # a key of another table of the same transaction
+            remembered = (id(value), hash_key, range_key)
+            if remembered not in self.before:
+                item = value.get_item(hash_key, range_key)
+                self.before[remembered] = (value, _real_copy.deepcopy(item) if item is not None else None)
+        return value
+
+    def restore(self) -> None:
+        for (_, hash_key, range_key), (table, item) in self.before.items():
             if range_key is None:
-                snapshot.items[hash_key] = _real_copy.deepcopy(value.items[hash_key])
+                if item is None:
+                    table.items.pop(hash_key, None)
+                else:
+                    table.items[hash_key] = item
                 continue
-            collection = dict(snapshot.items[hash_key])
-            if range_key in collection:
-                collection[range_key] = _real_copy.deepcopy(collection[range_key])
-            snapshot.items[hash_key] = collection
-        return snapshot
+            collection = table.items.get(hash_key)
+            if item is not None:
+                table.items[hash_key][range_key] = item
+            elif collection is not None:
+                collection.pop(range_key, None)
+                if not collection:
+                    del table.items[hash_key]
 
 
 def _fast_transact(self: Any, transact_items: list[dict[str, Any]]) -> None:
@@ -291,15 +305,17 @@ def _fast_transact(self: Any, transact_items: list[dict[str, Any]]) -> None:
             range_key = key.get(table.range_key_attr) if table.range_key_attr else None
             touched.add((DynamoType(key[table.hash_key_attr]),
                          DynamoType(range_key) if range_key is not None else None))
-    moto_models.copy = _SnapshotCopy(touched)
+    snapshot = _SnapshotCopy(touched)
+    moto_models.copy = snapshot
     try:
         return _original_transact(self, transact_items)
     except Exception:
-        # moto's deep copy brought back the stream as it was; the shared shard must forget the
-        # records of the writes the rollback undid.
+        # moto put back its "copies" (the tables themselves): now the items they name, and the
+        # stream without the records of the writes undone.
+        snapshot.restore()
         for shard, length in streams.values():
             del shard.items[length:]
-        for name in names:  # the restored table shares the GSI partitions: put its items back
+        for name in names:
             for hash_key, range_key in touched:
                 _reindex(self.tables[name], hash_key, range_key)
         raise
