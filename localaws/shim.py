@@ -2,11 +2,13 @@
 the same errors, sooner (tests/test_embedded_dynamodb.py holds it to plain moto's answers).
 
 - TransactWriteItems: moto deep-copies every table a transaction names, for its rollback, so
-  each write costs O(table); here the rollback copy holds only the items the transaction names.
+  each write costs O(table); here only the items the transaction names are copied (and put
+  back, with the stream, when it fails).
 - TransactWriteItems honours ClientRequestToken for 10 minutes, as DynamoDB does (moto ignores it).
 - Query: moto reads every item of the table to pick a partition; here a GSI partition (kept
   up to date by every write) or an item collection is read alone, sorted with plain keys, and
-  the answer serialised as the plain JSON it is (moto's generic serializer is slow).
+  the answer serialised as the plain JSON it is (moto's generic serializer is slow); string
+  keys hashed straight rather than through DynamoType's property chain.
 
 Written against one moto version (PINNED_MOTO, pinned in requirements-dev.txt); `install()`
 refuses to patch any other, or one whose patched functions changed.
@@ -36,7 +38,8 @@ PINNED_MOTO = "5.2.5"
 TOKEN_WINDOW_SECONDS = 600.0
 Backend = moto_models.DynamoDBBackend
 
-# What the shim replaces, and what localaws/persist.py relies on, with a digest of each one's source in PINNED_MOTO.
+# What the shim replaces, and what localaws/persist.py relies on, with a digest of each one's
+# source in PINNED_MOTO.
 _CHECKED: dict[str, tuple[Callable[..., Any], str]] = {
     "DynamoType.__hash__": (DynamoType.__hash__, "4d37bb816ded"),
     "DynamoType.cast_value": (DynamoType.cast_value.fget, "135da387dfcc"),
