@@ -1,4 +1,5 @@
-"""`make bench`: DynamoDB cost per operation, cold start, warm handler time, package size.
+"""`make bench`: DynamoDB cost per operation, cold start, warm handler time, package size,
+`make run` at 0, 10k and 100k stored incidents.
 
     .venv/bin/python bench/run.py [--sizes 1000,10000,100000] [--runs 10] [--warm-n 200]
                                   [--only counts,notify,stats,integrations,cold,warm,package,local]
