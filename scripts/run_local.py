@@ -36,7 +36,6 @@ sys.path.insert(0, str(ROOT))
 
 from chalicelib.logs import iso_timestamp  # noqa: E402
 from chalicelib.store import TABLE_DEFINITION, create_table  # noqa: E402
-from localaws.server import EmbeddedDynamoDB  # noqa: E402
 import local_stream  # noqa: E402
 
 DEFAULT_API_KEY = "local-dev-key"
@@ -162,7 +161,11 @@ def check_ports(port: int, moto_port: int) -> None:
                               f"(make run {variable}={value + 100})")
 
 
-def start_dynamodb(port: int, state: Path) -> EmbeddedDynamoDB:
+def start_dynamodb(port: int, state: Path) -> Any:
+    """The embedded DynamoDB (localaws/) on `port`, its kept items loaded; imported here, so that
+    `make say` and the other scripts that import this module do not load moto."""
+    from localaws.server import EmbeddedDynamoDB
+
     dynamodb = EmbeddedDynamoDB(port, state)
     try:
         dynamodb.start()
