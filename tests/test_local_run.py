@@ -77,7 +77,7 @@ def test_the_data_survives_a_restart_after_sigterm_or_sigint_to_make(tmp_path):
         call(run.base, "PATCH", f"/incidents/{second['id']}", {"status": "resolved", "note": "fixed"})
         before = {i: call(run.base, "GET", f"/incidents/{i}")[2] for i in (first["id"], second["id"], third["id"])}
     assert run.stopped and not run.left_processes, run.output
-    assert "replayed" in run.output
+    assert "items loaded" in run.output
 
     with local_service({"API_KEYS": KEY}, local_dir=kept) as run:
         assert {i: call(run.base, "GET", f"/incidents/{i}")[2] for i in before} == before

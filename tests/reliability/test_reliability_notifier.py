@@ -138,7 +138,7 @@ def _delivered(bot: FakeBotApi, chat: str, digest: bool) -> Counter[str]:
 
 
 def test_faults_between_the_notifiers_steps_lose_no_notice_and_repeat_only_one_killed_in_flight(
-        dynamodb, fast_moto, monkeypatch, no_backoff, figures):
+        dynamodb, monkeypatch, no_backoff, figures):
     from chalicelib.store import default_store
 
     monkeypatch.setenv("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled")  # see docs/notifications.md
