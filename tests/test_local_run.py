@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from local_run import ROOT, answers, clean_environment, free_port, local_service
+from local_run import ROOT, answers, clean_environment, free_ports, local_service
 
 KEY = "local-run-test-key"
 
@@ -97,7 +97,8 @@ def test_a_taken_port_is_one_line_naming_it_and_its_variable_before_anything_els
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        ports = {"PORT": str(free_port()), "MOTO_PORT": str(free_port()), variable: str(port)}
+        free = dict(zip(("PORT", "MOTO_PORT"), map(str, free_ports(2))))
+        ports = {**free, variable: str(port)}
         env = clean_environment()
         env.update(ports, LOCAL_DIR=str(tmp_path))
         started = time.monotonic()
