@@ -196,3 +196,37 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     """pytest's own protocol for the test (setup, call, teardown), run above that frame."""
     return _in_a_roomy_stack_chunk(_pytest.runner.pytest_runtest_protocol, item, nextitem)
 
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Any:
+    """pytest-xdist sends each report from its worker as UTF-8: a lone surrogate in what a test
+    logged (tests/test_observability.py logs one on purpose) would stop the worker."""
+    report = yield
+    report.sections = [(title, text.encode("utf-8", "backslashreplace").decode("utf-8"))
+                       for title, text in report.sections]
+    return report
+
+
+# --- the reliability figures (tests/reliability/conftest.py's `figures`), at the end of the run ---
+
+RELIABILITY_FIGURE = "reliability figure"
+_figures: list[tuple[str, str]] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Each test's figures, from its report: under pytest-xdist the controller sees only reports."""
+    if report.when == "call":
+        name = report.nodeid.rsplit("::", 1)[-1]
+        _figures.extend((name, line) for key, line in report.user_properties if key == RELIABILITY_FIGURE)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not _figures:
+        return
+    terminalreporter.section("reliability figures")
+    current = None
+    for name, line in _figures:
+        if name != current:
+            terminalreporter.write_line(f"{name}:")
+            current = name
+        terminalreporter.write_line(f"  {line}")
