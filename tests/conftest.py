@@ -230,3 +230,26 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
             terminalreporter.write_line(f"{name}:")
             current = name
         terminalreporter.write_line(f"  {line}")
+
+
+# --- pytest-xdist (make test): which tests share a worker ---
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """--dist loadscope (a module's tests on one worker, so its module fixtures are made once),
+    with two wider groups: tests/reliability/ shares one `make run` (its session fixture), and
+    tests/test_monitoring.py runs beside tests/test_deploy.py, not at the same time: both run
+    `chalice package`, which writes one file in .chalice/deployments/."""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class Scheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            if nodeid.startswith("tests/reliability/"):
+                return "tests/reliability/"
+            if nodeid.startswith("tests/test_monitoring.py::"):
+                return "tests/test_deploy.py"
+            return super()._split_scope(nodeid)
+
+    return Scheduling(config, log)
