@@ -35,8 +35,12 @@ export TEXT REPLY_TO FROM CHAT PRIVATE
 say: $(INSTALLED)
 	@$(PY) scripts/say.py
 
+# In parallel, one pytest-xdist worker per core (the grouping: tests/conftest.py); the time of
+# the whole of make test (install and chromium included) printed at the end, pytest's status kept.
+TEST_STARTED := $(shell date +%s)
 test: $(INSTALLED) ensure-chromium
-	$(PY) -m pytest
+	@$(PY) -m pytest -n auto --dist loadscope; status=$$?; \
+	echo "make test: $$(( $$(date +%s) - $(TEST_STARTED) )) s"; exit $$status
 
 # Debian's chromium for the /docs browser test; installs it only when missing, never fails.
 .PHONY: ensure-chromium

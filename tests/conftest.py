@@ -1,12 +1,15 @@
 """Shared fixtures: fake AWS credentials, moto with the app's own table, and Chalice's test client."""
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from pathlib import Path
 from typing import Any
 
+import _pytest.runner
 import boto3
+import botocore.loaders
 import pytest
 from chalice.test import Client
 from moto import mock_aws
@@ -39,6 +42,21 @@ TABLE_NAME = stage_environment()["TABLE_NAME"]
 
 def load_payload(name: str) -> Any:
     return json.loads((PAYLOADS / name).read_text(encoding="utf-8"))
+
+
+# Every test gets botocore sessions of its own (`dynamodb` below), and each new session parsed
+# botocore's service and endpoint JSON again: about 0.2 s a test, a quarter of the suite. The
+# files never change during a run; each is parsed once. (A session already shares what it
+# loaded among all its clients, so botocore treats the loaded data as read-only.)
+_load_json_file = botocore.loaders.JSONFileLoader.load_file
+
+
+@functools.cache
+def _parsed_json_file(file_path: str) -> Any:
+    return _load_json_file(botocore.loaders.JSONFileLoader(), file_path)
+
+
+botocore.loaders.JSONFileLoader.load_file = lambda self, file_path: _parsed_json_file(file_path)
 
 
 @pytest.fixture(autouse=True)
@@ -151,3 +169,80 @@ def app_aws_actions() -> Any:
         granted = set().union(*(granted_actions(load_policy(stage, f)) for f in function_names(stage)))
         missing = actions - granted
         assert not missing, f"no .chalice/policy-{stage}-*.json grants {sorted(missing)}, which the code calls"
+
+
+def _in_a_roomy_stack_chunk(function: Any, *args: Any) -> Any:
+    return function(*args)
+
+
+# CPython 3.11 keeps Python frames in 16 KiB chunks, got from mmap and given back as soon as the
+# frame that opened one returns. A loop whose calls cross a chunk's end (moto's sorts call
+# DynamoType.__lt__ millions of times) does an mmap and a munmap per call: 20 times slower,
+# at whatever depth the test happens to run (pytest-xdist's worker runs it deeper than pytest
+# alone). This frame claims 512 KiB of stack slots, so it opens a 1 MiB chunk of its own, and
+# every frame of the test fits in the other half: no chunk is opened or given back per call.
+_in_a_roomy_stack_chunk.__code__ = _in_a_roomy_stack_chunk.__code__.replace(co_stacksize=1 << 16)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> bool:
+    """pytest's own protocol for the test (setup, call, teardown), run above that frame."""
+    return _in_a_roomy_stack_chunk(_pytest.runner.pytest_runtest_protocol, item, nextitem)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Any:
+    """pytest-xdist sends each report from its worker as UTF-8: a lone surrogate in what a test
+    logged (tests/test_observability.py logs one on purpose) would stop the worker."""
+    report = yield
+    report.sections = [(title, text.encode("utf-8", "backslashreplace").decode("utf-8"))
+                       for title, text in report.sections]
+    return report
+
+
+# --- the reliability figures (tests/reliability/conftest.py's `figures`), at the end of the run ---
+
+RELIABILITY_FIGURE = "reliability figure"
+_figures: list[tuple[str, str]] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Each test's figures, from its report: under pytest-xdist the controller sees only reports."""
+    if report.when == "call":
+        name = report.nodeid.rsplit("::", 1)[-1]
+        _figures.extend((name, line) for key, line in report.user_properties if key == RELIABILITY_FIGURE)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not _figures:
+        return
+    terminalreporter.section("reliability figures")
+    current = None
+    for name, line in _figures:
+        if name != current:
+            terminalreporter.write_line(f"{name}:")
+            current = name
+        terminalreporter.write_line(f"  {line}")
+
+
+# --- pytest-xdist (make test): which tests share a worker ---
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """--dist loadscope (a module's tests on one worker, so its module fixtures are made once),
+    with two wider groups: tests/reliability/ shares one `make run` (its session fixture), and
+    tests/test_monitoring.py runs beside tests/test_deploy.py, not at the same time: both run
+    `chalice package`, which writes one file in .chalice/deployments/."""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class Scheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            if nodeid.startswith("tests/reliability/"):
+                return "tests/reliability/"
+            if nodeid.startswith("tests/test_monitoring.py::"):
+                return "tests/test_deploy.py"
+            return super()._split_scope(nodeid)
+
+    return Scheduling(config, log)

@@ -3,7 +3,9 @@ tests that need the service over real HTTP. Each run keeps its data in a directo
 (LOCAL_DIR), never in the developer's `.local/`."""
 from __future__ import annotations
 
+import itertools
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -21,13 +23,25 @@ START_TIMEOUT = 90.0
 STOP_TIMEOUT = 30.0
 
 
+# Under pytest-xdist, worker gwN takes its ports from block N of these, below the kernel's
+# ephemeral range: the port-0 trick alone may hand one port to two workers at once (free each
+# time it is looked at), and then the second `make run` finds it taken.
+WORKER_PORTS = range(20000, 32000)
+WORKER_BLOCK = 500
+_ports_taken = itertools.count(random.randrange(WORKER_BLOCK))  # two runs side by side rarely meet
+
+
 def free_port() -> int:
     return free_ports(1)[0]
 
 
 def free_ports(count: int) -> list[int]:
-    """Distinct ports: each socket stays bound until all are chosen (one after the other, the
-    kernel may hand out the same port twice)."""
+    """Distinct free ports on 127.0.0.1."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # gw0, gw1, …
+    if worker.startswith("gw"):
+        return [_worker_port(worker) for _ in range(count)]  # the counter keeps them distinct
+    # Each socket stays bound until all are chosen: one after the other, the kernel may hand
+    # out the same port twice.
     sockets = [socket.socket() for _ in range(count)]
     try:
         for sock in sockets:
@@ -36,6 +50,19 @@ def free_ports(count: int) -> list[int]:
     finally:
         for sock in sockets:
             sock.close()
+
+
+def _worker_port(worker: str) -> int:
+    block = WORKER_PORTS.start + int(worker[2:]) % (len(WORKER_PORTS) // WORKER_BLOCK) * WORKER_BLOCK
+    for _ in range(WORKER_BLOCK):
+        port = block + next(_ports_taken) % WORKER_BLOCK
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError(f"no free port in {block}-{block + WORKER_BLOCK - 1}")
 
 
 def clean_environment() -> dict[str, str]:

@@ -1,15 +1,15 @@
 """The reliability suite: one local run (`make run` on free ports) shared by the tests that
-need real HTTP, and the figures every test reports, printed at the end of the pytest run."""
+need real HTTP, and the figures every test reports, printed at the end of the pytest run
+(by tests/conftest.py, which pytest-xdist's controller loads: this file only its workers do)."""
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+from typing import Callable, Iterator
 
 import pytest
 
+from conftest import RELIABILITY_FIGURE
 from local_run import local_service
 from reliability.reliability_http import LOCAL_KEYS, LOCAL_TELEGRAM_SECRET, Http
-
-_FIGURES: list[tuple[str, str]] = []
 
 
 @pytest.fixture(scope="session")
@@ -22,22 +22,10 @@ def local_run() -> Iterator[Http]:
 
 @pytest.fixture
 def figures(request: pytest.FixtureRequest) -> Callable[[str], None]:
-    """figures("line") adds a line to the figures printed under this test's name."""
-    name = request.node.name
+    """figures("line") adds a line to the figures printed under this test's name. They travel
+    in the test's report, so they reach the terminal from a pytest-xdist worker too."""
 
     def add(line: str) -> None:
-        _FIGURES.append((name, line))
+        request.node.user_properties.append((RELIABILITY_FIGURE, line))
 
     return add
-
-
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if not _FIGURES:
-        return
-    terminalreporter.section("reliability figures")
-    current = None
-    for name, line in _FIGURES:
-        if name != current:
-            terminalreporter.write_line(f"{name}:")
-            current = name
-        terminalreporter.write_line(f"  {line}")
