@@ -151,11 +151,9 @@ def patch_incident(incident_id: str) -> Response:
     request = app.current_request
     ident = parse_incident_id(incident_id)
     body = payloads.json_object(request.raw_body, request.headers.get("content-type"))
-    fields = payloads.fields(body, payloads.PATCH_FIELDS)
-    incident = services.change_status(
-        default_store(), ident, fields["status"], note=fields["note"], by=_caller().by,
-        if_match=request.headers.get("if-match"),
-    )
+    fields = payloads.patch_fields(body)
+    incident = services.patch_incident(default_store(), ident, fields, by=_caller().by,
+                                       if_match=request.headers.get("if-match"))
     return _incident_response(incident)
 
 

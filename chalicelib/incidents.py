@@ -265,6 +265,9 @@ def new_incident(
         "history": [history_entry(at, Status.NEW, None, by)],
         "history_count": 1,
         "version": 1,
+        "team": None,
+        "assignee": None,
+        "escalation": None,
     }
     if severity is not None:  # absent, not NULL: the raise checks attribute_not_exists
         incident["severity"] = str(severity)
@@ -282,6 +285,9 @@ def public_view(incident: dict[str, Any]) -> dict[str, Any]:
         "updated_at": incident["updated_at"],
         "dedup_key": incident.get("dedup_key"),
         "severity": incident.get("severity"),
+        "team": incident.get("team"),
+        "assignee": incident.get("assignee"),
+        "escalation": incident.get("escalation"),
         "occurrences": incident["occurrences"],
         "history_count": incident["history_count"],
     }

@@ -80,6 +80,10 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+def preview(text: str, limit: int) -> str:
+    return _preview(text, limit)
+
+
 def _preview(text: str, limit: int) -> str:
     flat = _one_line(text)
     return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + ELLIPSIS
