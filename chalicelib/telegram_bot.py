@@ -13,7 +13,7 @@ from typing import Any
 from datetime import datetime, timedelta, timezone
 
 from chalicelib import logs, notifier, services, stats, telegram
-from chalicelib.incidents import IdempotencyKeyReused, IncidentNotFound, InvalidInput, TransitionNotAllowed
+from chalicelib.incidents import Status, IdempotencyKeyReused, IncidentNotFound, InvalidInput, TransitionNotAllowed
 from chalicelib.payloads import check_json_limits
 from chalicelib.store import Store
 
@@ -95,8 +95,10 @@ def _run(store: Store, command: telegram.Command, once: services.OnceKey) -> str
                 )
                 return telegram.created_text(created.incident)
             case telegram.ChangeStatus(incident_id=incident_id, status=status, note=note):
+                # Whoever takes it is its assignee (a sender without a username: unchanged).
+                taker = telegram.username_of(by) if status == Status.IN_PROGRESS else None
                 incident = services.change_status(
-                    store, incident_id, status, by=by, note=note, once=once
+                    store, incident_id, status, by=by, note=note, once=once, assignee=taker
                 )
                 return telegram.status_changed_text(incident)
             case telegram.AddNote(incident_id=incident_id, note=note):
