@@ -95,7 +95,7 @@ def deliver_changes(store: Store, sender: Sender, settings: Settings,
         out = escalation.to_people(store, outbox, sender, direct, now, direct_chat or people.direct_chat)
         waiting = sum(1 for theirs in direct.values() for key, _ in theirs if key not in out)
         if waiting:
-            raise OverBudget(f"{waiting} direct messages wait for the next minute")
+            raise NotYetSent(f"{waiting} direct messages are held by another sender")
         sent += sum(len(theirs) for theirs in direct.values())
     return sent
 

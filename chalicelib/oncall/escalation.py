@@ -15,7 +15,7 @@ from chalicelib.incidents import Status, history_entry
 from chalicelib.oncall import rotation as rot
 from chalicelib.oncall.store import TeamStore
 from chalicelib.oncall.teams import _override, _public, _rotation_of, iso, parse_iso
-from chalicelib.outbox import Claim, Outbox
+from chalicelib.outbox import Claim, DirectQueue, Outbox
 from chalicelib.store import ConditionFailed, Store
 
 # One Query page of due incidents per run; more wait for the next minute, the longest due first.
@@ -136,6 +136,7 @@ class Run:
     stepped: list[int] = field(default_factory=list)  # incidents whose next rule was notified
     ended: list[int] = field(default_factory=list)  # incidents whose escalation stopped
     waiting: list[int] = field(default_factory=list)  # a notice waits (budget, another sender)
+    flushed: int = 0  # direct messages that carried queued notices
 
 
 @dataclass(frozen=True)
@@ -161,6 +162,7 @@ def escalate(store: Store, sender: Sender, now: datetime, direct_chat: DirectCha
     (a budget spent, another run sending them) is left due for the next run."""
     run = Run()
     outbox = Outbox(store)
+    run.flushed = flush_direct(store, sender, now, direct_chat)
     teams: dict[str, Team | None] = {}
     steps: list[_Step] = []
     for incident in store.due_escalations(iso(now), MAX_PER_RUN):
@@ -264,10 +266,11 @@ def to_chat(outbox: Outbox, sender: Sender, chat_id: int | str, thread_id: int |
 
 def to_people(store: Store, outbox: Outbox, sender: Sender, notices: dict[str, list[tuple[str, str]]],
               now: datetime, direct_chat: DirectChat) -> set[str]:
-    """Direct messages: at most one a minute per person, all that waits for them folded into it.
-    A person who never linked a private chat has nothing waiting: their keys count as out."""
+    """Direct messages: at most one a minute per person. Over that, the notices wait in the
+    person's queue and the next minute's message (`flush_direct`) carries them all, folded; a
+    queued notice counts as out. A person who never linked a private chat: nothing to send."""
     out: set[str] = set()
-    minute = int(now.timestamp() // 60)
+    queue = DirectQueue(store)
     for username, theirs in notices.items():
         chat = direct_chat(store, username)
         if chat is None:
@@ -277,16 +280,42 @@ def to_people(store: Store, outbox: Outbox, sender: Sender, notices: dict[str, l
         if not taken:
             continue
         try:
-            if outbox.take_budget(f"dm#{username.lower()}", minute, 1, DIRECT_MESSAGES_PER_MINUTE):
+            if _direct_budget(outbox, username, now):
                 texts = [text for _, text in taken]
                 sender.send_message(str(chat), texts[0] if len(texts) == 1 else notifications.fold(texts))
-                for key, _ in taken:
-                    _mark_sent(outbox, key)
-                    out.add(key)
-                taken = []
+            else:
+                queue.add(username, taken, now.timestamp())
+            for key, _ in taken:
+                _mark_sent(outbox, key)
+                out.add(key)
+            taken = []
         finally:
             _give_back(outbox, taken)
     return out
+
+
+def flush_direct(store: Store, sender: Sender, now: datetime, direct_chat: DirectChat) -> int:
+    """One message per person with queued notices and this minute's budget: all of them, folded.
+    Sent, then removed: a run that dies in between sends them again (at least once)."""
+    queue, outbox, sent = DirectQueue(store), Outbox(store), 0
+    for marker in queue.people(MAX_PER_RUN):
+        username = marker["username"]
+        waiting = queue.waiting(username, MAX_PER_RUN)
+        chat = direct_chat(store, username)
+        if waiting and chat is not None:
+            if not _direct_budget(outbox, username, now):
+                continue
+            texts = [text for _, text in waiting]
+            sender.send_message(str(chat), texts[0] if len(texts) == 1 else notifications.fold(texts))
+            sent += 1
+        whole = len(waiting) < MAX_PER_RUN
+        queue.remove(username, [key for key, _ in waiting], int(marker["n"]) if whole else None)
+    return sent
+
+
+def _direct_budget(outbox: Outbox, username: str, now: datetime) -> bool:
+    return outbox.take_budget(f"dm#{username.lower()}", int(now.timestamp() // 60), 1,
+                              DIRECT_MESSAGES_PER_MINUTE)
 
 
 def _claim(outbox: Outbox, notices: list[tuple[str, str]], now: datetime,

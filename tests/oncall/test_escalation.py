@@ -274,3 +274,30 @@ def test_patching_the_assignee_alone_is_a_history_entry_and_the_same_value_is_a_
     assert first["history"][-1]["note"] == "assignee → @maria_sre: она в курсе"
     assert again["history_count"] == first["history_count"] == 2
     assert api.patch("/incidents/1", {"assignee": None}).json_body["assignee"] is None
+
+
+# Direct messages: at most one a minute per person, more folded into the next one
+
+def test_a_second_direct_message_in_a_minute_waits_and_the_next_minute_carries_it(
+        api, client, store, stream, team, bot):
+    from chalicelib import notifier, telegram_client
+
+    people.link(store, "ivan_ops", IVAN_PRIVATE, datetime.now(timezone.utc))
+    sender, settings = telegram_client.BotApi(TOKEN, bot.url), notifier.Settings(chat_id=CHAT)
+    first = open_for(store, description="first")
+    minute = at(first["created_at"], seconds=1)
+    notifier.deliver_changes(store, sender, settings, stream.poll(), minute)
+    open_for(store, description="second")
+    open_for(store, description="third")
+    notifier.deliver_changes(store, sender, settings, stream.poll(), minute)
+
+    def direct() -> list[str]:
+        return [m["text"] for m in bot.messages if m["chat_id"] == str(IVAN_PRIVATE)]
+
+    assert [text.split(" ")[0] for text in direct()] == ["#1"]
+    escalate(client, minute + timedelta(minutes=1))
+
+    later = direct()[1]
+    assert [line.split(" ")[0] for line in later.split("\n")] == ["#2", "#3"]
+    escalate(client, minute + timedelta(minutes=2))
+    assert len(direct()) == 2
