@@ -158,7 +158,6 @@ def storm(minutes: int = 15) -> Storm:
                 done_at = minute + 1
             escalated |= set(escalation.escalate(store, sender, now, people.direct_chat).stepped)
         default_store.cache_clear()
-    chats = {chat for chat, _ in sender.sent}
     team = str(TEAM_CHAT)
     direct = [count for (chat, _), count in sender.sent.items() if chat != team]
     return Storm(
@@ -167,5 +166,5 @@ def storm(minutes: int = 15) -> Storm:
         minutes=done_at or -1,
         team_chat_total=sum(c for (chat, _), c in sender.sent.items() if chat == team),
         direct_total=sum(direct),
-        escalated=len(escalated) if chats else 0,
+        escalated=len(escalated),
     )

@@ -86,16 +86,12 @@ def on_call(team: Team, at: datetime) -> str:
     return rot.who(team.rotation, team.overrides, at)[0]
 
 
-def mentions(usernames: list[str]) -> str:
-    return " ".join(f"@{name}" for name in usernames)
-
-
 def step_text(incident: dict[str, Any], team: Team, rule: int, loop: int, paged: list[str]) -> str:
     loops = f", loop {loop + 1} of {team.num_loops + 1}" if team.num_loops else ""
     assignee = f"; assignee @{incident['assignee']}" if incident.get("assignee") else ""
     preview = notifications.preview(incident["description"], 200)
     return (f"#{incident['id']} still new, escalation rule {rule} of {len(team.rules)}{loops}: "
-            f"{mentions(paged)} — {preview}{assignee}")
+            f"{notifications.mentions(paged)} — {preview}{assignee}")
 
 
 # --- reading a team ---
@@ -203,7 +199,7 @@ def escalate(store: Store, sender: Sender, now: datetime, direct_chat: DirectCha
 
     for step in steps:
         if step.key in delivered and all(step.dm_key(u) in delivered for u in step.paged):
-            note = f"notified {mentions(step.paged)} (rule {step.rule}, loop {step.loop})"
+            note = f"notified {notifications.mentions(step.paged)} (rule {step.rule}, loop {step.loop})"
             _move_on(store, step.incident, step.incident["escalation"],
                      state(step.team, step.rule, step.loop, now), _entry(step.incident, now, note), run)
         else:
