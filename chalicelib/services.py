@@ -260,7 +260,7 @@ def change_status(
             if current["status"] == target:
                 return get_incident(store, incident_id)  # same status: a no-op
             if current.get("dedup_successor") is not None and target == Status.IN_PROGRESS:
-                if _reopen_taking_key_back(store, current, entry, expected, once):
+                if _reopen_taking_key_back(store, current, entry, expected, once, assignee):
                     return _changed(store, incident_id, by, entry)
                 continue
             at = max(now_iso(), _just_after(current["last_entry_at"]))  # our clock is behind
@@ -389,7 +389,7 @@ def _explain_refusal(
     return current
 
 
-def _reopen_taking_key_back(store, current, entry, expected, once) -> bool:
+def _reopen_taking_key_back(store, current, entry, expected, once, assignee=None) -> bool:
     """DedupKeyHeld while the key's holder is open, else takes the key back; False: retry."""
     record = store.dedup_record(current["dedup_key"])
     holder = record.incident_id if record is not None else None
@@ -401,7 +401,7 @@ def _reopen_taking_key_back(store, current, entry, expected, once) -> bool:
         store.reopen_taking_key_over(
             current["id"], entry, dedup_key=current["dedup_key"],
             successor=current["dedup_successor"], holder=holder, expected_versions=expected,
-            once=_once(once, 200, None),
+            once=_once(once, 200, None), assignee=assignee,
         )
     except (DedupKeyTaken, ConditionFailed):
         return False

@@ -537,6 +537,7 @@ class Store:
     def reopen_taking_key_over(
         self, incident_id: int, entry: dict[str, Any], *, dedup_key: str, successor: int,
         holder: int, expected_versions: list[int] | None, once: Once | None = None,
+        assignee: str | None = None,
     ) -> None:
         """The key, passed on to `successor` and held by `holder` (neither open), comes back;
         `holder` is marked in its turn."""
@@ -546,9 +547,13 @@ class Store:
                      "AND dedup_successor = :successor")
         if expected_versions is not None:
             condition += f" AND version IN ({_placeholders(values, 'v', expected_versions or [-1])})"
+        sets = ["#status = :to"]
+        if assignee is not None:
+            sets.append("assignee = :assignee")
+            values[":assignee"] = assignee
         token = _new_token()
         ops = [
-            self._entry_update(incident_id, ["#status = :to"], condition, values, token,
+            self._entry_update(incident_id, sets, condition, values, token,
                                remove="dedup_successor"),
             self._entry_put(incident_id, entry),
             self._dedup_claim(dedup_key, incident_id, holder, None),

@@ -301,3 +301,15 @@ def test_a_second_direct_message_in_a_minute_waits_and_the_next_minute_carries_i
     assert [line.split(" ")[0] for line in later.split("\n")] == ["#2", "#3"]
     escalate(client, minute + timedelta(minutes=2))
     assert len(direct()) == 2
+
+
+def test_a_team_incident_is_reminded_in_its_team_chat_and_topic(store, team, bot):
+    from chalicelib import notifier, telegram_client
+
+    opened = open_for(store)
+    notifier.send_reminders(store, telegram_client.BotApi(TOKEN, bot.url), notifier.Settings(chat_id=CHAT),
+                            at(opened["created_at"], minutes=16))
+
+    [message] = bot.messages
+    assert (message["chat_id"], message["message_thread_id"], message["text"]) == (
+        str(TEAM_CHAT), TOPIC, "#1 has waited 16 min in new")
