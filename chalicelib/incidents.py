@@ -287,13 +287,19 @@ def public_view(incident: dict[str, Any]) -> dict[str, Any]:
         "severity": incident.get("severity"),
         "team": incident.get("team"),
         "assignee": incident.get("assignee"),
-        "escalation": incident.get("escalation"),
+        "escalation": _escalation_view(incident.get("escalation")),
         "occurrences": incident["occurrences"],
         "history_count": incident["history_count"],
     }
     if "history" in incident:
         view["history"] = incident["history"]
     return view
+
+
+def _escalation_view(escalation: dict[str, Any] | None) -> dict[str, Any] | None:
+    if escalation is None:
+        return None
+    return {"rule": escalation["rule"], "loop": escalation["loop"], "next_at": escalation["next_at"]}
 
 
 def etag(incident: dict[str, Any]) -> str:

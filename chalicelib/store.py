@@ -26,7 +26,7 @@ CREATED_INDEX = "by_created"
 # Sparse: only incidents whose escalation runs carry its keys (docs/table-design.md).
 ESCALATION_INDEX = "by_escalation"
 ESCALATION_DUE = "due"
-ESCALATION_ATTRIBUTES = ("esc_due", "esc_key", "esc_rule", "esc_loop", "esc_next_at")
+ESCALATION_ATTRIBUTES = ("esc_due", "esc_key", "esc_rule", "esc_loop", "esc_next_at", "esc_generation")
 LISTED = "incident"  # every incident's `listed`: by_created's one partition
 TTL_ATTRIBUTE = "expires_at"
 # The token of the write that last changed an incident or dedup record: a retry whose condition
@@ -898,9 +898,12 @@ def _item_from_incident(incident: dict[str, Any]) -> dict[str, Any]:
 def escalation_attributes(incident_id: int, escalation: dict[str, Any]) -> dict[str, Any]:
     """The flat attributes of a running escalation; `esc_due` and `esc_key` put the incident in
     the due index, sorted by when its next rule is due."""
-    return {"esc_due": ESCALATION_DUE, "esc_key": f"{escalation['next_at']}#{incident_id:020d}",
-            "esc_rule": escalation["rule"], "esc_loop": escalation["loop"],
-            "esc_next_at": escalation["next_at"]}
+    attributes = {"esc_due": ESCALATION_DUE, "esc_key": f"{escalation['next_at']}#{incident_id:020d}",
+                  "esc_rule": escalation["rule"], "esc_loop": escalation["loop"],
+                  "esc_next_at": escalation["next_at"]}
+    if escalation.get("generation"):  # the life of the team it runs for (not shown)
+        attributes["esc_generation"] = escalation["generation"]
+    return attributes
 
 
 def _incident_from_item(item: dict[str, Any]) -> dict[str, Any]:
@@ -914,6 +917,8 @@ def _incident_from_item(item: dict[str, Any]) -> dict[str, Any]:
     if "esc_rule" in item:
         incident["escalation"] = {"rule": int(item["esc_rule"]), "loop": int(item["esc_loop"]),
                                   "next_at": item["esc_next_at"]}
+        if "esc_generation" in item:
+            incident["escalation"]["generation"] = item["esc_generation"]
     if "dedup_successor" in item:
         incident["dedup_successor"] = int(item["dedup_successor"])
     return incident

@@ -39,6 +39,7 @@ DirectChat = Callable[[Store, str], "int | None"]
 @dataclass(frozen=True)
 class Team:
     name: str
+    generation: str  # set when the team is created: a team deleted and created again has another
     chat_id: int
     thread_id: int | None
     rules: list[dict[str, Any]]
@@ -63,7 +64,7 @@ def state(team: Team, rule: int, loop: int, notified_at: datetime) -> dict[str, 
     """The escalation once `rule` of `loop` is notified at `notified_at`: the next is due after
     that rule's delay."""
     delay = timedelta(minutes=team.rules[rule - 1]["escalation_delay_in_minutes"])
-    return {"rule": rule, "loop": loop, "next_at": iso(notified_at + delay)}
+    return {"rule": rule, "loop": loop, "next_at": iso(notified_at + delay), "generation": team.generation}
 
 
 def targets(team: Team, rule: int, at: datetime) -> list[str]:
@@ -105,7 +106,7 @@ def load_team(store: Store, name: str, at: datetime) -> Team | None:
         return None
     team = _public(item)
     overrides = tuple(_override(o) for o in teams.overrides(name, item["generation"], iso(at)))
-    return Team(name=name, chat_id=team["chat_id"], thread_id=team["thread_id"],
+    return Team(name=name, generation=item["generation"], chat_id=team["chat_id"], thread_id=team["thread_id"],
                 rules=team["escalation_rules"], num_loops=team["num_loops"],
                 rotation=_rotation_of(team), overrides=overrides)
 
@@ -169,7 +170,8 @@ def escalate(store: Store, sender: Sender, now: datetime, direct_chat: DirectCha
         if name not in teams:
             teams[name] = load_team(store, name, now) if name else None
         team = teams[name]
-        if team is None:
+        if team is None or current.get("generation", team.generation) != team.generation:
+            # a team created again under the same name is another team: it does not inherit this
             note = f"escalation stopped: team {name!r} was deleted"
             _move_on(store, incident, current, None, _entry(incident, now, note), run)
             continue

@@ -74,10 +74,9 @@ def test_an_incident_of_a_team_opens_assigned_to_who_is_on_call_with_rule_1_page
     opened = open_for(store)
 
     assert (opened["team"], opened["assignee"]) == ("ops", "ivan_ops")
-    assert opened["escalation"] == {"rule": 1, "loop": 0,
-                                    "next_at": at(opened["created_at"], minutes=5).isoformat(
-                                        timespec="milliseconds").replace("+00:00", "Z")}
-    assert incident(api)["escalation"] == opened["escalation"]
+    assert incident(api)["escalation"] == {"rule": 1, "loop": 0,
+                                           "next_at": at(opened["created_at"], minutes=5).isoformat(
+                                               timespec="milliseconds").replace("+00:00", "Z")}
     deliver_new(client, stream)
     group, direct = bot.messages
     assert (group["chat_id"], group["message_thread_id"]) == (str(TEAM_CHAT), TOPIC)
@@ -173,6 +172,18 @@ def test_take_in_the_chat_stops_the_escalation_and_assigns_the_taker(api, client
     assert reply["text"] == "#1 → in_progress, assignee @ivan_ops"
     escalate(client, at(opened["created_at"], minutes=6))
     assert bot.texts == []
+
+
+def test_a_team_deleted_and_created_again_before_the_run_does_not_inherit_the_escalation(
+        api, client, store, team, bot):
+    opened = open_for(store)
+    assert api.request("DELETE", "/teams/ops").status_code == 204
+    put_team(api)
+
+    escalate(client, at(opened["created_at"], minutes=6))
+
+    assert bot.texts == []
+    assert incident(api)["escalation"] is None
 
 
 def test_deleting_the_team_stops_its_incidents_escalation_for_good(api, client, store, team, bot):

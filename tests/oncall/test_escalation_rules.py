@@ -11,7 +11,7 @@ UTC = timezone.utc
 
 
 def team(rules: list[list[str]], num_loops: int = 0, overrides: tuple = ()) -> Team:
-    return Team(name="ops", chat_id=-100, thread_id=None,
+    return Team(name="ops", generation="g1", chat_id=-100, thread_id=None,
                 rules=[{"escalation_delay_in_minutes": 10 * (i + 1), "targets": t} for i, t in enumerate(rules)],
                 num_loops=num_loops,
                 rotation=rot.Rotation(("ivan_ops", "maria_sre", "oleg_k"), datetime(2026, 12, 1, 10, 0), "daily",
@@ -31,7 +31,8 @@ def test_the_next_rule_is_due_after_the_notified_rules_delay():
     two = team([["on_call"], ["team"]])
     notified = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
 
-    assert state(two, 2, 0, notified) == {"rule": 2, "loop": 0, "next_at": "2026-12-03T12:20:00.000Z"}
+    assert state(two, 2, 0, notified) == {"rule": 2, "loop": 0, "next_at": "2026-12-03T12:20:00.000Z",
+                                               "generation": "g1"}
 
 
 def test_targets_resolve_at_the_instant_and_name_each_person_once():
