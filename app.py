@@ -225,7 +225,7 @@ def telegram_webhook() -> Response:
 
     settings = telegram_bot.Settings.from_environment()
     try:
-        answer = telegram_bot.handle_body(default_store(), request.raw_body, settings)
+        answer = telegram_bot.handle_body(default_store(), request.raw_body, settings, _now())
     except Unavailable:
         return _unavailable()
     return _json(answer)

@@ -38,7 +38,7 @@ use_fake_aws()
 import boto3  # noqa: E402
 from botocore.config import Config  # noqa: E402
 from moto import mock_aws  # noqa: E402
-from fast_moto import fast_moto  # noqa: E402
+from localaws.shim import fast_moto  # noqa: E402
 
 PAGE_LIMIT = 50  # the API's default page size
 BIG_PAGE_LIMIT = 100  # the API's largest page

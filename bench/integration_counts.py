@@ -30,7 +30,7 @@ from botocore.config import Config  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
 from dynamo_counts import CallRecorder, Http, new_client_session, new_store, seed_plan  # noqa: E402
-from fast_moto import fast_moto  # noqa: E402
+from localaws.shim import fast_moto  # noqa: E402
 
 BATCH = 100
 

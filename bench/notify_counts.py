@@ -22,7 +22,7 @@ use_fake_aws()
 import boto3  # noqa: E402
 from botocore.config import Config  # noqa: E402
 from dynamo_counts import CallRecorder, new_client_session, new_store  # noqa: E402
-from fast_moto import fast_moto  # noqa: E402
+from localaws.shim import fast_moto  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
 OPEN = 50

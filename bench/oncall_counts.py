@@ -24,7 +24,7 @@ use_fake_aws()
 import boto3  # noqa: E402
 from botocore.config import Config  # noqa: E402
 from dynamo_counts import CallRecorder, new_client_session, new_store  # noqa: E402
-from fast_moto import fast_moto  # noqa: E402
+from localaws.shim import fast_moto  # noqa: E402
 from moto import mock_aws  # noqa: E402
 from notify_counts import Cost, counting  # noqa: E402
 
@@ -94,7 +94,7 @@ def measure_run(size: int) -> Cost:
         store = new_store(recorder)
         now = datetime.now(timezone.utc)
         teams.put_team(store, "ops", TEAM, now)
-        people.link(store, ON_CALL, 111, now)
+        people.link(store, ON_CALL, 111, 111, now)
         writer = boto3.resource("dynamodb", config=Config(parameter_validation=False))
         seed(writer.Table(TABLE_NAME), size, now)
         with counting(recorder) as cost:
@@ -131,8 +131,8 @@ def storm(minutes: int = 15) -> Storm:
         store = default_store()
         start = datetime.now(timezone.utc)
         teams.put_team(store, "ops", TEAM, start)
-        people.link(store, ON_CALL, 111, start)
-        people.link(store, "maria_sre", 222, start)
+        people.link(store, ON_CALL, 111, 111, start)
+        people.link(store, "maria_sre", 222, 222, start)
         reader = StreamReader(client, boto3.client("dynamodbstreams"), TABLE_NAME)
         reader.poll()  # the team and people items are no notice
         for n in range(STORM):

@@ -1,7 +1,9 @@
-"""`make bench`: DynamoDB cost per operation, cold start, warm handler time, package size.
+"""`make bench`: DynamoDB cost per operation, cold start, warm handler time, package size,
+`make run` at 0, 10k and 100k stored incidents.
 
     .venv/bin/python bench/run.py [--sizes 1000,10000,100000] [--runs 10] [--warm-n 200]
-                                  [--only counts,notify,stats,oncall,integrations,cold,warm,package]
+                                  [--only counts,notify,stats,oncall,integrations,cold,warm,package,local]
+                                  [--local-n 100]
 
 Prints tables and PASS/FAIL against the targets; exits 0 whatever the targets say (it is a
 benchmark, not a test), 1 only when a part could not be measured at all. The default sizes (1k,
@@ -31,6 +33,9 @@ FLAT_GROWTH = 1.1
 COLD_RATIO = 0.5
 PACKAGE_KB = 100
 LAMBDA_RESPONSE_MB = 6
+LOCAL_SIZES = (0, 10_000, 100_000)
+LOCAL_GROWTH = 1.2
+LOCAL_RESTART_S = 20
 
 
 def say(text: str = "") -> None:
@@ -274,36 +279,58 @@ def part_integrations(sizes: list[int], targets: list) -> None:
 
 @contextlib.contextmanager
 def embedded_dynamodb() -> Iterator[str]:
-    """moto in server mode on a free local port, with the app's table: what `make run` uses,
-    with the benchmark's speed-ups (fast_moto: the same answers, sooner). Yields its endpoint,
-    for AWS_ENDPOINT_URL_DYNAMODB. moto keeps its state per process: reset at the start."""
-    import logging
+    """The embedded DynamoDB of `make run` (localaws/: moto with DynamoDB's costs) on a free
+    local port, with the app's table, keeping nothing. Yields its endpoint, for
+    AWS_ENDPOINT_URL_DYNAMODB. moto keeps its state per process: reset at the start."""
     import socket
     import urllib.request
 
     import botocore.session
-    from fast_moto import fast_moto
-    from moto.server import ThreadedMotoServer
 
     from benchenv import TABLE_NAME
     from chalicelib.store import create_table
+    from localaws.server import EmbeddedDynamoDB
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server = EmbeddedDynamoDB(port)
     server.start()
-    endpoint = f"http://127.0.0.1:{port}"
     try:
-        urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"),
+        urllib.request.urlopen(urllib.request.Request(f"{server.url}/moto-api/reset", method="POST"),
                                timeout=30).close()
-        create_table(botocore.session.get_session().create_client("dynamodb", endpoint_url=endpoint),
+        create_table(botocore.session.get_session().create_client("dynamodb", endpoint_url=server.url),
                      TABLE_NAME)
-        with fast_moto():
-            yield endpoint
+        yield server.url
     finally:
         server.stop()
+
+
+def part_local(n: int, targets: list) -> None:
+    """`make run` itself at 0, 10k and 100k stored incidents (bench/local_bench.py)."""
+    from local_bench import PAGE, measure
+
+    say(f"## 5. make run at {', '.join(f'{s:,}' for s in LOCAL_SIZES)} stored incidents "
+        f"(medians of {n} requests each, over HTTP, the three runs served in turn)")
+    runs = measure(list(LOCAL_SIZES), n, say)
+    kinds = ("create", "status change", "get", "list page")
+    table(["stored incidents", "make run healthy after", *[f"{k} (median)" for k in kinds], "stop"],
+          [[f"{run.size:,}", f"{run.healthy_after:.1f} s", *[f"{run.median_ms(k):.1f} ms" for k in kinds],
+            f"{run.stopped_after:.1f} s"] for run in runs])
+    say(f"list page = GET /incidents?status=new&limit={PAGE}; status change = PATCH to in_progress; "
+        "healthy after = from `make run` to /health 200 (which reads the table), the kept items loaded.")
+    say()
+    at = {run.size: run for run in runs}
+    zero, largest = at[0], at[max(LOCAL_SIZES)]
+    worst = max(run.median_ms("create") for run in runs) / zero.median_ms("create")
+    targets.append((f"make run: create median at {', '.join(short(s) for s in LOCAL_SIZES)} stored incidents "
+                    f"grows ≤ {LOCAL_GROWTH}× ({worst:.2f}×)", worst <= LOCAL_GROWTH, ""))
+    targets.append((f"make run: restart with {largest.size:,} incidents healthy in ≤ {LOCAL_RESTART_S} s "
+                    f"({largest.healthy_after:.1f} s)", largest.healthy_after <= LOCAL_RESTART_S, ""))
+    for kind in kinds[1:]:
+        ratio = largest.median_ms(kind) / zero.median_ms(kind)
+        targets.append((f"make run: {kind} at {short(largest.size)} within {LOCAL_GROWTH}× of at 0 "
+                        f"({ratio:.2f}×)", ratio <= LOCAL_GROWTH, ""))
 
 
 COLD_KINDS = {
@@ -456,7 +483,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default=DEFAULT_SIZES, help=f"stored incidents (default {DEFAULT_SIZES})")
     parser.add_argument("--runs", type=int, default=10, help="cold start runs per side (default 10)")
     parser.add_argument("--warm-n", type=int, default=200, help="warm requests per kind (default 200)")
-    parser.add_argument("--only", default="counts,notify,stats,oncall,integrations,cold,warm,package")
+    parser.add_argument("--local-n", type=int, default=100, help="make run requests per kind and size (default 100)")
+    parser.add_argument("--only", default="counts,notify,stats,oncall,integrations,cold,warm,package,local")
     args = parser.parse_args(argv)
     sizes = sorted(int(s) for s in args.sizes.split(",") if s.strip())
     parts = set(args.only.split(","))
@@ -473,7 +501,8 @@ def main(argv: list[str] | None = None) -> int:
                       ("integrations", lambda: part_integrations(sizes, targets)),
                       ("cold", lambda: part_cold(args.runs, targets)),
                       ("warm", lambda: part_warm(args.warm_n, targets)),
-                      ("package", lambda: part_package(targets))):
+                      ("package", lambda: part_package(targets)),
+                      ("local", lambda: part_local(args.local_n, targets))):
         if name not in parts:
             continue
         try:

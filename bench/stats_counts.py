@@ -28,7 +28,7 @@ from moto import mock_aws  # noqa: E402
 from moto.core import DEFAULT_ACCOUNT_ID  # noqa: E402
 from moto.dynamodb.models import dynamodb_backends  # noqa: E402
 
-from fast_moto import fast_moto  # noqa: E402
+from localaws.shim import fast_moto  # noqa: E402
 
 FLAT_GROWTH = 1.1
 WINDOW = 300  # incidents created in the last 7 days, at every size

@@ -3,6 +3,7 @@ Items: docs/table-design.md; why: docs/notifications.md."""
 from __future__ import annotations
 
 import time
+import uuid
 from enum import Enum
 from typing import Any, Callable
 
@@ -31,10 +32,13 @@ class Outbox:
     def claim(self, key: str, now: float | None = None) -> Claim:
         """TAKEN when nobody sent `key` and nobody holds it within the lease."""
         now = time.time() if now is None else now
+        # botocore resends this PutItem unchanged when an applied attempt's answer was lost; the
+        # refused retry then finds its own token and knows the claim is its own.
+        token = uuid.uuid4().hex
         try:
             self._client.put_item(
                 TableName=self._table,
-                Item=_values({"pk": f"sent#{key}", "sk": "sent", "state": "sending",
+                Item=_values({"pk": f"sent#{key}", "sk": "sent", "state": "sending", "claim_token": token,
                               "claimed_at": int(now), TTL_ATTRIBUTE: int(now) + SENT_TTL_SECONDS}),
                 ConditionExpression="attribute_not_exists(pk) OR (#state = :sending AND claimed_at < :stale)",
                 ExpressionAttributeNames={"#state": "state"},
@@ -45,8 +49,10 @@ class Outbox:
         except ClientError as error:
             if _code(error) != "ConditionalCheckFailedException":
                 raise
-            state = (error.response.get("Item") or {}).get("state", {}).get("S")
-            return Claim.SENT if state == "sent" else Claim.BUSY
+            held = error.response.get("Item") or {}
+            if held.get("claim_token", {}).get("S") == token:
+                return Claim.TAKEN
+            return Claim.SENT if held.get("state", {}).get("S") == "sent" else Claim.BUSY
         return Claim.TAKEN
 
     @_translating_errors

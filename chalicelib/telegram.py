@@ -5,8 +5,10 @@ Grammar, and what is ignored and why: docs/telegram.md.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from chalicelib.incidents import MAX_DESCRIPTION, MAX_NOTE, Source, Status
 
@@ -26,6 +28,7 @@ EMPTY_DESCRIPTION = "empty description"
 OTHER_BOT = "command for another bot"
 REPLY_NOT_TO_BOT = "reply is not to the bot"
 NO_INCIDENT_IN_REPLY = "replied message names no single incident"
+PRIVATE_CHAT = "private chat: only /start is served there"
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,10 @@ class Context:
     chat_id: int
     message_id: int
     by: str
+    # Details of the message, not of which message it is: left out of ==.
+    username: str | None = field(default=None, compare=False)  # as written; None: they have none
+    sent_at: int | None = field(default=None, compare=False)  # the message's `date`, Unix seconds
+    topic: int | None = field(default=None, compare=False)  # a forum topic's message_thread_id
 
 
 @dataclass(frozen=True)
@@ -74,16 +81,39 @@ class ShowStats:
 
 
 @dataclass(frozen=True)
+class StartPrivate:
+    """/start in a private chat with the bot: link the sender's username to this chat."""
+    context: Context
+    user_id: int
+
+
+@dataclass(frozen=True)
+class ShowOnCall:
+    context: Context
+
+
+@dataclass(frozen=True)
+class TakeOnCall:
+    """/override 4h: the sender on call from now; `minutes` None when the duration is not understood."""
+    context: Context
+    minutes: int | None
+    given: str
+
+
+@dataclass(frozen=True)
 class Ignore:
     reason: str
 
 
-Command = CreateIncident | ChangeStatus | AddNote | ListOpen | ShowStats | Mute | Ignore
+Command = (CreateIncident | ChangeStatus | AddNote | ListOpen | ShowStats | Mute | StartPrivate
+           | ShowOnCall | TakeOnCall | Ignore)
 
 MAX_MUTE_MINUTES = 7 * 24 * 60
 _DURATION = re.compile(r"([0-9]{1,4})\s*(m|min|h|d)?", re.I)
 _DURATION_MINUTES = {"m": 1, "min": 1, "h": 60, "d": 24 * 60}
 BAD_DURATION = "mute duration not understood"
+# /override needs its unit: "4" alone could be minutes or hours, and a shift is no place to guess.
+_OVERRIDE_DURATION = re.compile(r"([0-9]{1,5})\s*(m|min|h|d)", re.I)
 EMPTY_NOTE = "empty note"
 _NOTE_WORD = re.compile(r"(?:note|заметка)(?!\w)(.*)", re.S | re.I)
 
@@ -157,14 +187,41 @@ def parse_update(
     context = _context(message)
     if context is None:
         return Ignore(MALFORMED)
-    if context.chat_id not in allowed_chat_ids:
-        return Ignore(CHAT_NOT_ALLOWED)
     text = _text_of(message)
+    if context.chat_id not in allowed_chat_ids:
+        if message["chat"].get("type") == "private":
+            return _private(text, message, context, bot_username)
+        return Ignore(CHAT_NOT_ALLOWED)
     if text is None:
         return Ignore(MALFORMED)
     if not text.strip():
         return Ignore(NO_TEXT)
     return _command(text.strip(), message, context, bot_username)
+
+
+def sender_of(update: object) -> tuple[int, str | None] | None:
+    """(user id, username or None) of the person who sent a message update; None for bots,
+    channel posts and anything malformed."""
+    if not isinstance(update, dict):
+        return None
+    message = update.get("message")
+    sender = message.get("from") if isinstance(message, dict) else None
+    if not isinstance(sender, dict) or sender.get("is_bot") is not False:
+        return None
+    user_id = _int(sender.get("id"))
+    return None if user_id is None else (user_id, _username(sender))
+
+
+def _private(text: str | None, message: dict[str, Any], context: Context,
+             bot_username: str | None) -> Command:
+    match = _SLASH.fullmatch((text or "").strip())
+    user_id = _int(message["from"].get("id"))
+    if match is None or match.group(1).lower() != "start" or user_id is None:
+        return Ignore(PRIVATE_CHAT)
+    addressee = match.group(2)
+    if addressee and bot_username and addressee.lower() != bot_username.lower():
+        return Ignore(OTHER_BOT)
+    return StartPrivate(context, user_id)
 
 
 def _reason_for_non_message(update: dict[str, Any]) -> str:
@@ -187,15 +244,23 @@ def _context(message: object) -> Context | None:
     by = _by(sender)
     if chat_id is None or message_id is None or by is None:
         return None
-    return Context(chat_id=chat_id, message_id=message_id, by=by)
+    # In a forum, the answer goes to the asker's topic (message_thread_id is also set on replies
+    # outside forums, where sendMessage must not be given it).
+    topic = _int(message.get("message_thread_id")) if message.get("is_topic_message") is True else None
+    return Context(chat_id=chat_id, message_id=message_id, by=by, username=_username(sender),
+                   sent_at=_int(message.get("date")), topic=topic)
 
 
 def _by(sender: dict[str, Any]) -> str | None:
-    username = sender.get("username")
-    if isinstance(username, str) and username.strip():
-        return f"telegram:{username.strip()}"
+    if username := _username(sender):
+        return f"telegram:{username}"
     user_id = _int(sender.get("id"))
     return None if user_id is None else f"telegram:{user_id}"
+
+
+def _username(sender: dict[str, Any]) -> str | None:
+    username = sender.get("username")
+    return username.strip() if isinstance(username, str) and username.strip() else None
 
 
 def _text_of(message: dict[str, Any]) -> str | None:
@@ -238,7 +303,19 @@ def _slash_command(text: str, context: Context, bot_username: str | None) -> Com
         return _mute(context, rest)
     if name == "unmute":
         return Mute(context, 0)
+    if name == "oncall":
+        return ShowOnCall(context)
+    if name == "override":
+        return _override(context, rest)
     return Ignore(NOT_A_COMMAND)
+
+
+def _override(context: Context, rest: str) -> Command:
+    given = " ".join(rest.split())
+    match = _OVERRIDE_DURATION.fullmatch(given)
+    if match is None:
+        return TakeOnCall(context, None, given)
+    return TakeOnCall(context, int(match.group(1)) * _DURATION_MINUTES[match.group(2).lower()], given)
 
 
 def _mute(context: Context, rest: str) -> Command:
@@ -333,12 +410,15 @@ def parse_allowed_chats(value: str) -> frozenset[int]:
 
 def reply(context: Context, text: str) -> dict[str, Any]:
     """A sendMessage call, sent back as the webhook's response body."""
-    return {
+    answer: dict[str, Any] = {
         "method": "sendMessage",
         "chat_id": context.chat_id,
         "reply_to_message_id": context.message_id,
         "text": _clip(text, MAX_MESSAGE),
     }
+    if context.topic is not None:
+        answer["message_thread_id"] = context.topic
+    return answer
 
 
 def created_text(incident: dict[str, Any]) -> str:
@@ -377,6 +457,47 @@ def muted_text(until: str) -> str:
 
 def unmuted_text() -> str:
     return "Reminders and the daily digest are back on."
+
+
+def started_text(username: str) -> str:
+    return (f"Hello, {username}! When a team pages @{username}, you will get a direct message "
+            "here as well as the mention in the team's chat.")
+
+
+def username_needed_text(what: str) -> str:
+    return (f"You have no Telegram username, and {what}. Set one in Telegram's settings "
+            "(Settings → Username), then send the command again.")
+
+
+def no_team_text() -> str:
+    return ("This chat is no team's chat: /oncall and /override work in the group a team "
+            "names as its chat_id (PUT /teams/{name}).")
+
+
+def bad_override_text(given: str, max_days: int) -> str:
+    shown = f" (got {_preview(given, 40)!r})" if given else ""
+    return (f"Not accepted: /override takes how long you go on call from now, such as 30m, 4h or 1d: "
+            f"a whole number of minutes (m), hours (h) or days (d), from 1 minute to {max_days} "
+            f"days{shown}")
+
+
+def oncall_text(team: str, user: str, override: bool, until: datetime, next_user: str,
+                time_zone: str) -> str:
+    how = " (override)" if override else ""
+    if next_user == user:
+        return f"On call for {team}: {user}{how}, with nobody else in the rotation."
+    return (f"On call for {team}: {user}{how} until {local_and_utc(until, time_zone)}, "
+            f"then {next_user}.")
+
+
+def override_text(team: str, user: str, end: datetime, time_zone: str) -> str:
+    return f"{user} is on call for {team} until {local_and_utc(end, time_zone)}."
+
+
+def local_and_utc(moment: datetime, time_zone: str) -> str:
+    """`2026-12-09 10:00 Europe/Moscow (2026-12-09 07:00 UTC)`: the team reads its own clock."""
+    local = moment.astimezone(ZoneInfo(time_zone)).strftime("%Y-%m-%d %H:%M")
+    return f"{local} {time_zone} ({moment.astimezone(timezone.utc).strftime('%Y-%m-%d %H:%M')} UTC)"
 
 
 def not_accepted_text(reason: str) -> str:

@@ -9,11 +9,13 @@ import logging
 import os
 from dataclasses import dataclass
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from datetime import datetime, timedelta, timezone
 
 from chalicelib import logs, notifier, services, stats, telegram
-from chalicelib.incidents import Status, IdempotencyKeyReused, IncidentNotFound, InvalidInput, TransitionNotAllowed
+from chalicelib.incidents import IdempotencyKeyReused, IncidentNotFound, InvalidInput, Status, TransitionNotAllowed
+from chalicelib.oncall import chats, people, teams
 from chalicelib.payloads import check_json_limits
 from chalicelib.store import Store
 
@@ -21,6 +23,10 @@ logger = logging.getLogger(__name__)
 
 NOTHING: dict[str, Any] = {}
 NOT_JSON = "body is not JSON"
+# user id -> the username last checked against their link, per store: a user's next message
+# reads the link only when their username differs from what this container last saw.
+_seen_usernames: WeakKeyDictionary[Store, dict[int, str | None]] = WeakKeyDictionary()
+MAX_SEEN_USERS = 10_000
 
 
 @dataclass(frozen=True)
@@ -38,7 +44,8 @@ class Settings:
         )
 
 
-def handle_body(store: Store, raw: bytes | None, settings: Settings) -> dict[str, Any]:
+def handle_body(store: Store, raw: bytes | None, settings: Settings,
+                now: datetime | None = None) -> dict[str, Any]:
     """Unreadable bodies get {}: an error status would only make Telegram redeliver them."""
     try:
         text = (raw or b"").decode("utf-8")
@@ -51,15 +58,23 @@ def handle_body(store: Store, raw: bytes | None, settings: Settings) -> dict[str
         )
         logs.annotate(outcome="malformed", reason=NOT_JSON)
         return NOTHING
-    return handle_update(store, update, settings)
+    return handle_update(store, update, settings, now)
 
 
-def handle_update(store: Store, update: object, settings: Settings) -> dict[str, Any]:
-    command = telegram.parse_update(
-        update, settings.allowed_chats, bot_username=settings.bot_username
-    )
+def handle_update(store: Store, update: object, settings: Settings,
+                  now: datetime | None = None) -> dict[str, Any]:
+    """`now`: the clock at the edge; /oncall and /override use the message's own `date`."""
+    now = now or datetime.now(timezone.utc)
+    chat_id = telegram.chat_id_of(update)
+    team = chats.team_of_chat(store, chat_id)
+    served = settings.allowed_chats | {chat_id} if team is not None else settings.allowed_chats
+    command = telegram.parse_update(update, served, bot_username=settings.bot_username)
     update_id = telegram.update_id_of(update)
-    logs.annotate(update_id=update_id, chat_id=telegram.chat_id_of(update))
+    logs.annotate(update_id=update_id, chat_id=chat_id)
+    if team is not None:
+        logs.annotate(team=team["sk"])
+    if not isinstance(command, telegram.StartPrivate) and (sender := telegram.sender_of(update)):
+        _follow_username(store, *sender, now)
     if isinstance(command, telegram.Ignore):
         level = logging.WARNING if command.reason == telegram.MALFORMED else logging.INFO
         logger.log(level, "telegram update ignored",
@@ -71,7 +86,7 @@ def handle_update(store: Store, update: object, settings: Settings) -> dict[str,
     # Kind as fingerprint: an update_id never replays as another kind of command.
     once = services.OnceKey(f"telegram#{update_id}", type(command).__name__)
     try:
-        text = _run(store, command, once)
+        text = _run(store, command, once, team, now)
     except IdempotencyKeyReused:
         logger.warning("telegram update ignored",
                        extra={"reason": "update_id reused for another command", "update_id": update_id})
@@ -85,15 +100,23 @@ def handle_update(store: Store, update: object, settings: Settings) -> dict[str,
     return telegram.reply(command.context, text)
 
 
-def _run(store: Store, command: telegram.Command, once: services.OnceKey) -> str:
+def _run(store: Store, command: telegram.Command, once: services.OnceKey,
+         team: dict[str, Any] | None, now: datetime) -> str:
     by = command.context.by
     try:
         match command:
             case telegram.CreateIncident(description=description, source=source):
                 created = services.open_incident(
-                    store, description=description, source=source, by=by, once=once
+                    store, description=description, source=source, by=by, once=once,
+                    team=team["sk"] if team else None,
                 )
                 return telegram.created_text(created.incident)
+            case telegram.StartPrivate(context=context, user_id=user_id):
+                return _start(store, context, user_id, now)
+            case telegram.ShowOnCall(context=context):
+                return _show_on_call(store, team, _sent_at(context, now))
+            case telegram.TakeOnCall(context=context, minutes=minutes, given=given):
+                return _take_on_call(store, team, context, minutes, given, _sent_at(context, now))
             case telegram.ChangeStatus(incident_id=incident_id, status=status, note=note):
                 # Whoever takes it is its assignee (a sender without a username: unchanged).
                 taker = telegram.username_of(by) if status == Status.IN_PROGRESS else None
@@ -127,7 +150,77 @@ def _run(store: Store, command: telegram.Command, once: services.OnceKey) -> str
     except InvalidInput as error:
         logs.annotate(outcome="refused", reason="invalid input")
         return telegram.not_accepted_text(str(error))
+    except teams.OnCallLimit as error:
+        logs.annotate(outcome="refused", reason="on-call limit")
+        return telegram.not_accepted_text(str(error))
+    except teams.TeamNotFound:  # deleted since this container read the teams
+        logs.annotate(outcome="refused", reason="no team")
+        return telegram.no_team_text()
     raise TypeError(f"not a command: {command!r}")
+
+
+def _start(store: Store, context: telegram.Context, user_id: int, now: datetime) -> str:
+    if context.username is None:
+        people.unlink(store, user_id)
+        _seen(store)[user_id] = None
+        return telegram.username_needed_text("teams page people by their username")
+    people.link(store, context.username, user_id, context.chat_id, now)
+    _seen(store)[user_id] = context.username
+    return telegram.started_text(context.username)
+
+
+def _show_on_call(store: Store, team: dict[str, Any] | None, at: datetime) -> str:
+    if team is None:
+        return telegram.no_team_text()
+    answer = teams.who_is_on_call(store, team["sk"], at)
+    return telegram.oncall_text(answer["team"], answer["user"], answer["override"],
+                                teams.parse_iso(answer["until"]), answer["next"], team["time_zone"])
+
+
+def _take_on_call(store: Store, team: dict[str, Any] | None, context: telegram.Context,
+                  minutes: int | None, given: str, at: datetime) -> str:
+    if team is None:
+        return telegram.no_team_text()
+    if context.username is None:
+        return telegram.username_needed_text("an override puts a username on call")
+    if minutes is None or not 1 <= minutes <= teams.MAX_OVERRIDE.total_seconds() // 60:
+        return telegram.bad_override_text(given, teams.MAX_OVERRIDE.days)
+    # The same use case as POST /teams/{name}/overrides, with the same rules.
+    end = at + timedelta(minutes=minutes)
+    override = teams.add_override(
+        store, team["sk"], {"user": context.username, "start": teams.iso(at), "end": teams.iso(end)}, at)
+    return telegram.override_text(team["sk"], override["user"], teams.parse_iso(override["end"]),
+                                  team["time_zone"])
+
+
+def _sent_at(context: telegram.Context, now: datetime) -> datetime:
+    """The message's date: a delivery retried later acts for the moment it was asked."""
+    if context.sent_at is None:
+        return now
+    return datetime.fromtimestamp(context.sent_at, timezone.utc)
+
+
+def _follow_username(store: Store, user_id: int, username: str | None, now: datetime) -> None:
+    """A user who started the bot and has changed their username since: move the link. One
+    GetItem the first time this container sees a user and whenever their username changes."""
+    seen = _seen(store)
+    if user_id in seen and seen[user_id] == username:
+        return
+    linked = people.linked_user(store, user_id)
+    if linked is not None and linked["username"] != username:
+        if username is None:
+            people.unlink(store, user_id)
+        else:
+            people.link(store, username, user_id, linked["chat_id"], now)
+        logger.info("telegram username followed", extra={"user_id": user_id, "username": username})
+    seen[user_id] = username
+
+
+def _seen(store: Store) -> dict[int, str | None]:
+    seen = _seen_usernames.setdefault(store, {})
+    if len(seen) >= MAX_SEEN_USERS:
+        seen.clear()
+    return seen
 
 
 def _refuse_constant(name: str) -> Any:

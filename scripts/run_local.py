@@ -1,9 +1,9 @@
 """`make run`: the service on http://127.0.0.1:$PORT through `chalice local`, backed by moto
 in server mode on 127.0.0.1:$MOTO_PORT as the embedded DynamoDB.
 
-What the embedded DynamoDB is sent is kept by moto's own recorder in $LOCAL_DIR (default
-`.local/`) and replayed by moto on the next start, so the data outlives a restart; FRESH=1
-starts empty. Ctrl-C, SIGINT or SIGTERM (to this process or to the `make` above it) stops both
+The embedded DynamoDB (localaws/: moto with DynamoDB's costs) keeps its items in $LOCAL_DIR
+(default `.local/`): a snapshot written on stop, the changes since written every 2 s, both
+loaded on the next start; FRESH=1 starts empty. Ctrl-C, SIGINT or SIGTERM (to this process or to the `make` above it) stops both
 servers.
 
 After the banner (for you: URL, API key), every line is one JSON object, as in Lambda: the
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import ctypes
 import json
-import logging
 import os
 import secrets
 import shutil
@@ -45,7 +44,6 @@ DEFAULT_API_KEYS = "local-dev-key,dashboard:read=local-dashboard-key"
 DEFAULT_TELEGRAM_SECRET = "local-telegram-secret"
 DEFAULT_INTEGRATION_KEY = "local-integration-key"
 STAGE = "dev"
-RECORDING = "dynamodb-requests.jsonl"
 CHALICE_START_TIMEOUT = 60.0
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 # The signals after which GNU make waits for its recipe to end without passing them on
@@ -78,7 +76,7 @@ def stage_environment() -> dict[str, str]:
 
 
 def local_dir() -> Path:
-    """Where the local run keeps its data (the recording, the chat simulator's transcript)."""
+    """Where the local run keeps its data (the table's items, the chat simulator's transcript)."""
     return Path(os.environ.get("LOCAL_DIR") or ROOT / ".local")
 
 
@@ -122,7 +120,7 @@ def dynamodb_client(env: dict[str, str]) -> Any:
 
 
 def ensure_table(client: Any, name: str) -> None:
-    """Creates the table unless the restored recording already did."""
+    """Creates the table unless the kept data already had it."""
     if name not in client.list_tables()["TableNames"]:
         create_table(client, name)
         return
@@ -165,71 +163,20 @@ def check_ports(port: int, moto_port: int) -> None:
                               f"(make run {variable}={value + 100})")
 
 
-def start_moto(port: int, recording: Path) -> Any:
-    """moto's server on a thread, with its recorder writing to `recording`. Bound here rather
-    than by ThreadedMotoServer.start(), which waits forever when the port cannot be bound."""
-    os.environ["MOTO_RECORDER_FILEPATH"] = str(recording)  # read when moto is first imported
-    os.environ.pop("MOTO_ENABLE_RECORDING", None)  # on only after the replay
-    from moto.moto_server.werkzeug_app import (
-        DomainDispatcherApplication,
-        MotoRequestHandler,
-        create_backend_app,
-    )
-    from werkzeug.serving import make_server
+def start_dynamodb(port: int, state: Path) -> Any:
+    """The embedded DynamoDB (localaws/) on `port`, its kept items loaded; imported here, so that
+    `make say` and the other scripts that import this module do not load moto."""
+    from localaws.server import EmbeddedDynamoDB
 
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request access log
-    serialize_moto_calls(DomainDispatcherApplication)
+    dynamodb = EmbeddedDynamoDB(port, state)
     try:
-        server = make_server("127.0.0.1", port, DomainDispatcherApplication(create_backend_app),
-                             threaded=True, request_handler=MotoRequestHandler)
+        dynamodb.start()
     except OSError as error:
         raise StartFailed(f"port {port} is in use: set MOTO_PORT to another port ({error.strerror})")
-    threading.Thread(target=server.serve_forever, name="moto", daemon=True).start()
-    return server
-
-
-def serialize_moto_calls(application: Any) -> None:
-    """DynamoDB applies each call atomically; moto's server evaluates a condition and writes
-    without a lock, so concurrent clients of the local run could see what DynamoDB never shows
-    (two creates both claiming one dedup_key). One call at a time restores that, as the tests'
-    atomic_moto fixture does in-process."""
-    lock = threading.Lock()
-    original = application.__call__
-
-    def __call__(self: Any, environ: Any, start_response: Any) -> Any:
-        if environ.get("PATH_INFO", "").startswith("/moto-api/"):
-            # The recorder's replay sends the recorded calls back to this server: not under the lock.
-            return original(self, environ, start_response)
-        with lock:
-            return original(self, environ, start_response)
-
-    application.__call__ = __call__
-
-
-def restore(moto_url: str, recording: Path) -> int:
-    """Replays the kept recording into the fresh moto (moto's recorder does the replay), then
-    records from here on. Returns how many requests were replayed."""
-    replayed = 0
-    if recording.exists():
-        data = recording.read_bytes()
-        if data and not data.endswith(b"\n"):  # a line cut short by a kill mid-write
-            data = data[: data.rfind(b"\n") + 1]
-            recording.write_bytes(data)
-        replayed = data.count(b"\n")
-        if replayed:
-            _moto_api(moto_url, "replay-recording")
-    _moto_api(moto_url, "start-recording")
-    return replayed
-
-
-def _moto_api(moto_url: str, action: str) -> None:
-    request = urllib.request.Request(f"{moto_url}/moto-api/recorder/{action}", method="POST", data=b"")
-    try:
-        with no_proxy_opener().open(request, timeout=600):
-            pass
-    except OSError as error:
-        raise StartFailed(f"moto's recorder could not {action.replace('-', ' ')} ({error}); "
-                          "start empty with `make run FRESH=1`")
+    except (ValueError, KeyError) as error:
+        raise StartFailed(f"the data kept in {state} cannot be read ({error!r}): "
+                          "start empty with `make run FRESH=1` (or `make reset`)")
+    return dynamodb
 
 
 def no_proxy_opener() -> urllib.request.OpenerDirector:
@@ -369,25 +316,24 @@ def main() -> int:
     if os.environ.get("FRESH", "") not in ("", "0"):
         shutil.rmtree(state, ignore_errors=True)
     state.mkdir(parents=True, exist_ok=True)
-    recording = state / RECORDING
     env = local_environment(moto_port)
     moto = chalice = None
     stop_notifier = threading.Event()
     try:
-        moto = start_moto(moto_port, recording)
-        replayed = restore(env["AWS_ENDPOINT_URL_DYNAMODB"], recording)
+        chalice = start_chalice(port, env)  # its start-up overlaps the loading of the kept items
+        moto = start_dynamodb(moto_port, state)
         table = stage_table_name()
         ensure_table(dynamodb_client(env), table)
-        chalice = start_chalice(port, env)
         wait_until_serving(chalice, port)
         local_stream.start(notifier_environment(env, table), stop_notifier)
         api_key = writable_key(env["API_KEYS"]) or "(none that may write: every key is :read)"
         read_only = [key for key in parse_api_keys(env["API_KEYS"]) if key.read_only]
         telegram = stage_environment()
         chat = telegram.get("TELEGRAM_ALLOWED_CHATS", "").split(",")[0].strip()
-        kept = f"{replayed} recorded requests replayed" if replayed else "nothing kept yet, starting empty"
+        kept = (f"{moto.loaded:,} items loaded" if moto.loaded else "nothing kept yet, starting empty") \
+            + (" from the old request recording, migrated once" if moto.migrated else "")
         print(f"Embedded DynamoDB (moto) on {env['AWS_ENDPOINT_URL_DYNAMODB']}, table {table}")
-        print(f"Data kept in {state} ({kept}); `make run FRESH=1` starts empty")
+        print(f"Data kept in {state} as items ({kept}); `make run FRESH=1` starts empty")
         print(f"Incident API on http://127.0.0.1:{port}")
         print(f"API key: {api_key}   (header x-api-key; set API_KEYS to choose your own)")
         if read_only:
@@ -416,8 +362,7 @@ def main() -> int:
             except subprocess.TimeoutExpired:
                 chalice.kill()
         if moto is not None:
-            moto.shutdown()
-            moto.server_close()
+            moto.stop()  # and writes what it keeps
 
 
 if __name__ == "__main__":

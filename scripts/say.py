@@ -1,11 +1,14 @@
-"""`make say TEXT='…' [REPLY_TO=<message id>] [FROM=<username or user id>]`: one message from the
-local Telegram group, sent to `make run`'s webhook as the Update Telegram would deliver; prints
-the message and the bot's answer, each with the message id Telegram would have given it.
+"""`make say TEXT='…' [REPLY_TO=<message id>] [FROM=<username or user id>] [CHAT=<chat id> | PRIVATE=1]`:
+one message from the local Telegram group (or another group, or the sender's private chat with
+the bot), sent to `make run`'s webhook as the Update Telegram would deliver; prints the message
+and the bot's answer, each with the message id Telegram would have given it.
 
 The local group is the dev stage's first TELEGRAM_ALLOWED_CHATS entry and the bot is its
-TELEGRAM_BOT_USERNAME (.chalice/config.json). Telegram numbers the messages of a chat and keeps
-the one a reply answers; here a transcript in $LOCAL_DIR/chat.jsonl does both, so REPLY_TO names
-any earlier message, the bot's included. `make run FRESH=1` starts it anew with the data.
+TELEGRAM_BOT_USERNAME (.chalice/config.json); CHAT names another group (a team's chat_id), and
+PRIVATE=1 speaks in the sender's private chat with the bot (its id is the sender's user id, as in
+Telegram). Telegram numbers the messages of each chat and keeps the one a reply answers; here a
+transcript in $LOCAL_DIR/chat.jsonl does both, so REPLY_TO names any earlier message of the same
+chat, the bot's included. `make run FRESH=1` starts it anew with the data.
 """
 from __future__ import annotations
 
@@ -54,15 +57,16 @@ def user(name: str, transcript: list[dict[str, Any]]) -> dict[str, Any]:
 
 def message_update(text: str, sender: dict[str, Any], chat: dict[str, Any],
                    transcript: list[dict[str, Any]], reply_to: int | None) -> dict[str, Any]:
+    in_chat = [m for m in transcript if m["chat"]["id"] == chat["id"]]
     message: dict[str, Any] = {
-        "message_id": _next(transcript, "message_id"),
+        "message_id": _next(in_chat, "message_id"),
         "from": sender,
         "chat": chat,
         "date": int(time.time()),
         "text": text,
     }
     if reply_to is not None:
-        replied = next((m for m in transcript if m["message_id"] == reply_to), None)
+        replied = next((m for m in in_chat if m["message_id"] == reply_to), None)
         if replied is None:
             raise SayFailed(f"no message {reply_to} in this local chat yet "
                             f"(the ids are the numbers in brackets that make say printed)")
@@ -102,24 +106,37 @@ def main() -> int:
     parser.add_argument("text", nargs="?", default=os.environ.get("TEXT", ""))
     parser.add_argument("--reply-to", type=int, default=os.environ.get("REPLY_TO") or None)
     parser.add_argument("--from", dest="sender", default=os.environ.get("FROM") or DEFAULT_FROM)
+    parser.add_argument("--chat", type=int, default=os.environ.get("CHAT") or None,
+                        help="another group's chat id, e.g. a team's chat_id")
+    parser.add_argument("--private", action="store_true", default=os.environ.get("PRIVATE", "") not in ("", "0"),
+                        help="in the sender's private chat with the bot")
     args = parser.parse_args()
     if not args.text.strip():
         print("say what? make say TEXT='[operator] Самокат 42 не в сети'", file=sys.stderr)
         return 2
+    if args.private and args.chat is not None:
+        print("CHAT or PRIVATE=1, not both: a private chat's id is the sender's user id", file=sys.stderr)
+        return 2
 
     settings = stage_environment()
+    path = local_dir() / TRANSCRIPT
+    transcript = load_transcript(path)
+    sender = user(args.sender, transcript)
     chat_ids = [c.strip() for c in settings.get("TELEGRAM_ALLOWED_CHATS", "").split(",") if c.strip()]
-    chat = {"id": int(chat_ids[0]) if chat_ids else -1, "title": CHAT_TITLE, "type": "supergroup"}
+    chat: dict[str, Any] = {"id": int(chat_ids[0]) if chat_ids else -1, "title": CHAT_TITLE, "type": "supergroup"}
+    if args.chat is not None:
+        chat = {"id": args.chat, "title": f"Group {args.chat}", "type": "supergroup"}
+    if args.private:
+        chat = {"id": sender["id"], "first_name": sender["first_name"], "type": "private"}
+        if "username" in sender:
+            chat["username"] = sender["username"]
     bot = {"id": BOT_ID, "is_bot": True, "first_name": "Incident Bot",
            "username": settings.get("TELEGRAM_BOT_USERNAME") or "IncidentBot"}
     port = int(os.environ.get("PORT") or 8000)
     secret = os.environ.get("TELEGRAM_SECRET_TOKEN") or DEFAULT_TELEGRAM_SECRET
 
-    path = local_dir() / TRANSCRIPT
-    transcript = load_transcript(path)
     try:
-        update = message_update(args.text, user(args.sender, transcript), chat, transcript,
-                                args.reply_to)
+        update = message_update(args.text, sender, chat, transcript, args.reply_to)
         answer = deliver(port, secret, update)
     except SayFailed as failure:
         print(failure, file=sys.stderr)

@@ -1,7 +1,6 @@
 """Shared fixtures: fake AWS credentials, moto with the app's own table, and Chalice's test client."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import threading
 from pathlib import Path
@@ -16,6 +15,11 @@ from moto.core.botocore_stubber import BotocoreStubber
 from app import app
 from chalicelib import aws
 from chalicelib.store import Store, create_table, default_store
+from localaws import shim
+
+# Everything local runs on the same embedded DynamoDB: moto with DynamoDB's costs
+# (localaws/shim.py; tests/test_embedded_dynamodb.py holds it to plain moto's answers).
+shim.install()
 
 ROOT = Path(__file__).resolve().parent.parent
 PAYLOADS = Path(__file__).resolve().parent / "payloads"
@@ -82,17 +86,6 @@ def dynamodb(aws_credentials: None, atomic_moto: None) -> Any:
         yield client
         default_store.cache_clear()
         aws.session.cache_clear()
-
-
-@pytest.fixture
-def fast_moto() -> Any:
-    """moto answering as it always does, but without copying the whole table for every
-    transaction (bench/fast_moto.py; tests/test_bench_smoke.py holds it to the same answers)."""
-    spec = importlib.util.spec_from_file_location("fast_moto", ROOT / "bench" / "fast_moto.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    with module.fast_moto():
-        yield
 
 
 @pytest.fixture

@@ -17,8 +17,8 @@ The format, so that a document can be written to it:
   headers that matter; the others are not compared); then the body, after a blank line or
   straight after the headers shown.
 - Bodies and other output are compared as JSON when both sides are JSON, as text otherwise,
-  after normalising what changes from run to run: times (`2026-11-23T09:45:05.579Z` ->
-  `<time>`), `next_cursor` values (`<cursor>`) and `ETag` header values (`<etag>`).
+  after normalising what changes from run to run: times (`2026-11-23T09:45:05.579Z` and the
+  bot's `2026-11-23 12:45` -> `<time>`), `next_cursor` values (`<cursor>`) and `ETag` header values (`<etag>`).
 
 When the service changes what it answers, regenerate the expected outputs (only the examples that
 fail are rewritten; the header lines a document shows stay the ones it shows, their values and
@@ -44,7 +44,8 @@ COMMAND_TIMEOUT = 60
 # The documents show make run's defaults: the API key local-dev-key, the local Telegram secret.
 DEFAULTS = {"API_KEYS": "", "TELEGRAM_SECRET_TOKEN": ""}
 _FENCE = re.compile(r"^```console\s*$")
-_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z")
+# ISO instants, and the bot's `2026-12-09 10:00` (its on-call answers name the time of the run).
+_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z|\d{4}-\d\d-\d\d \d\d:\d\d")
 _CURSOR = re.compile(r'"next_cursor":\s*"[^"]*"')
 _HEADER = re.compile(r"^([A-Za-z0-9-]+):\s?(.*)$")
 

@@ -22,9 +22,20 @@ STOP_TIMEOUT = 30.0
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """Distinct ports: each socket stays bound until all are chosen (one after the other, the
+    kernel may hand out the same port twice)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def clean_environment() -> dict[str, str]:
@@ -62,7 +73,7 @@ def local_service(extra_env: dict[str, str] | None = None, *, local_dir: Path | 
     its terminal would (SIGINT to the whole process group), or with `stop_signal` sent to
     make's pid alone. `local_dir` keeps the data for another run; by default it is thrown away."""
     with tempfile.TemporaryDirectory(prefix="local-run-") as scratch:
-        port, moto_port = free_port(), free_port()
+        port, moto_port = free_ports(2)
         env = clean_environment()
         env.update(PORT=str(port), MOTO_PORT=str(moto_port), LOCAL_DIR=str(local_dir or scratch),
                    **(extra_env or {}))

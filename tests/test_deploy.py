@@ -540,7 +540,7 @@ def exercise_the_background_functions(client: Any, ssm: Any, env: dict[str, str]
         "chat_id": -100123, "time_zone": "UTC", "rotation": {
             "members": ["ivan_ops"], "start": "2026-12-01T10:00", "shift": "daily"},
         "escalation_rules": [{"escalation_delay_in_minutes": 5, "targets": ["on_call"]}] * 2}, now)
-    people.link(default_store(), "ivan_ops", 111, now)
+    people.link(default_store(), "ivan_ops", 111, 111, now)
     services.open_incident(default_store(), description="paged", source="operator", by="api", team="esc")
     later = scheduled_event((now + timedelta(hours=1)).isoformat(timespec="seconds").replace("+00:00", "Z"))
     records = stream_records(boto3.client("dynamodb"), monkeypatch)

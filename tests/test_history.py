@@ -42,7 +42,7 @@ def stored_incident_item_bytes(incident_id: int) -> int:
 
 
 def test_a_thousand_changes_with_long_notes_then_a_close_all_succeed_and_nothing_is_dropped(
-    api, fast_moto
+    api
 ):
     created = api.create()
     item_size_at_start = stored_incident_item_bytes(created["id"])
@@ -68,7 +68,7 @@ def test_a_thousand_changes_with_long_notes_then_a_close_all_succeed_and_nothing
     assert all(a["at"] < b["at"] for a, b in zip(entries, entries[1:]))
 
 
-def test_one_incident_shows_its_100_newest_entries_oldest_first(api, fast_moto):
+def test_one_incident_shows_its_100_newest_entries_oldest_first(api):
     created = api.create()
     for n in range(110):
         change(api, created["id"], "resolved" if n % 2 == 0 else "in_progress", f"step {n}")
@@ -122,7 +122,7 @@ def test_a_history_cursor_of_another_incident_is_400(api):
     assert "other filters" in response.json_body["Message"]
 
 
-def test_a_list_page_of_100_incidents_with_long_histories_carries_no_history(api, fast_moto):
+def test_a_list_page_of_100_incidents_with_long_histories_carries_no_history(api):
     for n in range(100):
         created = api.create(f"Точка продаж #{n} не отвечает " + "x" * 200)
         for step in range(3):

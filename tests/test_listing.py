@@ -105,7 +105,7 @@ def count_queries(store):
 
 
 @pytest.fixture
-def skewed(api, store, fast_moto):
+def skewed(api, store):
     """Two partner incidents (the oldest: one new, one closed) under 150 closed monitoring ones;
     nothing from an operator."""
     from chalicelib import services

@@ -142,7 +142,7 @@ def test_redelivered_stream_records_send_nothing_twice(api, client, bot, stream)
     assert bot.texts == ["#1 [operator] new: Самокат #42 не в сети", "#1 → closed by api"]
 
 
-def test_a_burst_of_100_alarm_incidents_is_folded_into_one_message(client, bot, stream, fast_moto):
+def test_a_burst_of_100_alarm_incidents_is_folded_into_one_message(client, bot, stream):
     for n in range(100):
         client.lambda_.invoke(ALARM_SNS, sns_alarm(f"scooter-{n}-offline"))
     deliver_new(client, stream)

@@ -79,7 +79,7 @@ def measured_stats(api: Any, size: int, monkeypatch: pytest.MonkeyPatch) -> tupl
 
 
 @pytest.fixture
-def at_1k(api: Any, fast_moto: None, monkeypatch: pytest.MonkeyPatch) -> tuple[list, dict]:
+def at_1k(api: Any, monkeypatch: pytest.MonkeyPatch) -> tuple[list, dict]:
     return measured_stats(api, 1_000, monkeypatch)
 
 
@@ -92,7 +92,7 @@ def test_stats_at_1k_reads_only_the_open_incidents_and_the_window(at_1k):
 
 
 def test_stats_cost_and_figures_do_not_grow_from_1k_to_100k_incidents(
-    at_1k, dynamodb, api, fast_moto, monkeypatch
+    at_1k, dynamodb, api, monkeypatch
 ):
     calls_1k, body_1k = at_1k
     # A fresh table for the larger size, in the same moto.

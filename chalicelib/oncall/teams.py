@@ -10,6 +10,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from chalicelib.incidents import IncidentError, InvalidInput
+from chalicelib.oncall import chats
 from chalicelib.oncall import rotation as rot
 from chalicelib.oncall.store import Refused, TeamStore
 from chalicelib.payloads import fields
@@ -70,6 +71,7 @@ def put_team(store: Store, name: str, body: dict[str, Any], now: datetime) -> tu
     if name not in names and len(names) >= MAX_TEAMS:
         raise OnCallLimit(f"there are {len(names)} teams, the most allowed; delete one before adding {name!r}")
     created = teams.put_team(name, team, secrets.token_hex(8), iso(now))
+    chats.forget()
     return {"name": name, **team}, created
 
 
@@ -86,6 +88,8 @@ def delete_team(store: Store, name: str) -> None:
         TeamStore(store).delete_team(team_name(name))
     except Refused:
         raise TeamNotFound(name) from None
+    finally:
+        chats.forget()
 
 
 def team_name(value: str) -> str:

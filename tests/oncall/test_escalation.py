@@ -70,7 +70,7 @@ def team(api: Any, bot: Any) -> None:
 
 def test_an_incident_of_a_team_opens_assigned_to_who_is_on_call_with_rule_1_paged(
         api, client, store, stream, team, bot):
-    people.link(store, "ivan_ops", IVAN_PRIVATE, datetime.now(timezone.utc))
+    people.link(store, "ivan_ops", IVAN_PRIVATE, IVAN_PRIVATE, datetime.now(timezone.utc))
     opened = open_for(store)
 
     assert (opened["team"], opened["assignee"]) == ("ops", "ivan_ops")
@@ -203,7 +203,7 @@ def test_deleting_the_team_stops_its_incidents_escalation_for_good(api, client, 
 # Exactly once
 
 def test_a_redelivered_run_notifies_nobody_twice(api, client, store, team, bot):
-    people.link(store, "maria_sre", 222222222, datetime.now(timezone.utc))
+    people.link(store, "maria_sre", 222222222, 222222222, datetime.now(timezone.utc))
     opened = open_for(store)
     moment = at(opened["created_at"], minutes=5, seconds=30)
 
@@ -293,7 +293,7 @@ def test_a_second_direct_message_in_a_minute_waits_and_the_next_minute_carries_i
         api, client, store, stream, team, bot):
     from chalicelib import notifier, telegram_client
 
-    people.link(store, "ivan_ops", IVAN_PRIVATE, datetime.now(timezone.utc))
+    people.link(store, "ivan_ops", IVAN_PRIVATE, IVAN_PRIVATE, datetime.now(timezone.utc))
     sender, settings = telegram_client.BotApi(TOKEN, bot.url), notifier.Settings(chat_id=CHAT)
     first = open_for(store, description="first")
     minute = at(first["created_at"], seconds=1)

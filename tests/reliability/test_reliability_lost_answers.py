@@ -2,9 +2,10 @@
 then the client sees a read timeout and botocore retries the same call (in-process, moto).
 
 Each run must answer what it answers without the fault and change the table exactly as it does
-without the fault: no 500, no second incident, entry, note or occurrence. The embedded
-DynamoDB here does not honour ClientRequestToken, so the store's own recognition of its write
-(docs/table-design.md, "A retry of an applied write") is what is tested."""
+without the fault: no 500, no second incident, entry, note or occurrence. It runs twice: with
+the embedded DynamoDB honouring ClientRequestToken as DynamoDB does, and with the token ignored,
+so that the store's own recognition of its write (docs/table-design.md, "A retry of an applied
+write") is what answers."""
 from __future__ import annotations
 
 import json
@@ -20,6 +21,7 @@ from moto.core.botocore_stubber import BotocoreStubber
 from app import on_alarm_notification, on_alarm_state_change
 from chalicelib import services
 from chalicelib.store import default_store
+from localaws import shim
 from reliability.reliability_http import consistency_problems, table_items
 from reliability.test_reliability_faults import ENDPOINT, _eventbridge, _sns, _telegram, no_backoff  # noqa: F401
 from tests.conftest import API_KEY, TABLE_NAME, load_payload
@@ -244,8 +246,11 @@ def _answer(result: Any, outcomes: list[str]) -> Any:
     return (result.status_code, body)
 
 
+@pytest.mark.parametrize("token", ["token honoured", "token ignored"])
 def test_a_write_applied_whose_answer_was_lost_answers_as_without_the_fault_and_applies_once(
-        dynamodb, api, client, monkeypatch, no_backoff, figures):
+        token, dynamodb, api, client, monkeypatch, no_backoff, figures):
+    if token == "token ignored":
+        monkeypatch.setattr(shim.DynamoHandler, "transact_write_items", shim._original_transact_handler)
     monkeypatch.setenv("TELEGRAM_SECRET_TOKEN", "tg")
     monkeypatch.setenv("INTEGRATION_KEYS", PAGERDUTY_KEY)
     outcomes: list[str] = []
@@ -297,7 +302,7 @@ def test_a_write_applied_whose_answer_was_lost_answers_as_without_the_fault_and_
     assert injector.fired == runs  # every armed write was applied, then its answer lost
     # Where DynamoDB honours it, the token alone makes botocore's retry answer as the first attempt.
     assert injector.tokens and None not in injector.tokens and len(set(injector.tokens)) == len(injector.tokens)
-    figures(f"applied-then-timeout at {sites} write sites of {len(SCENARIOS)} scenarios ({runs} runs): "
+    figures(f"{token}: applied-then-timeout at {sites} write sites of {len(SCENARIOS)} scenarios ({runs} runs): "
             f"{answered_500} answers 500, {len(wrong_answers)} other wrong answers, "
             f"{len(duplicates)} duplicated or missing writes")
     assert answered_500 == 0 and wrong_answers == [] and duplicates == [], \
