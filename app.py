@@ -151,11 +151,9 @@ def patch_incident(incident_id: str) -> Response:
     request = app.current_request
     ident = parse_incident_id(incident_id)
     body = payloads.json_object(request.raw_body, request.headers.get("content-type"))
-    fields = payloads.fields(body, payloads.PATCH_FIELDS)
-    incident = services.change_status(
-        default_store(), ident, fields["status"], note=fields["note"], by=_caller().by,
-        if_match=request.headers.get("if-match"),
-    )
+    fields = payloads.patch_fields(body)
+    incident = services.patch_incident(default_store(), ident, fields, by=_caller().by,
+                                       if_match=request.headers.get("if-match"))
     return _incident_response(incident)
 
 
@@ -377,12 +375,22 @@ def daily_digest(event: Any) -> None:
 
 
 def _notifier_settings() -> tuple[Any, Any]:
-    """A stage told to notify needs its bot token (else BotTokenUnavailable); with no chat to
-    tell, the use cases send nothing and no token is read."""
+    """A stage told to notify needs its bot token (else BotTokenUnavailable); with no stage chat,
+    the token is read only when a team's chat or a person is told something."""
     from chalicelib import notifier, telegram_client
 
     settings = notifier.Settings.from_environment()
-    return settings, telegram_client.from_environment() if settings.chat_id else None
+    # Teams' chats may need the token even when the stage has no chat: read on first message.
+    return settings, telegram_client.from_environment() if settings.chat_id else telegram_client.Lazy()
+
+
+@app.schedule(Rate(1, unit=Rate.MINUTES))
+def escalate(event: Any) -> None:
+    """Pages the next rule of every incident whose escalation is due at the event's time."""
+    from chalicelib.oncall import escalation, people
+
+    now = datetime.fromisoformat(event.to_dict()["time"].replace("Z", "+00:00"))
+    escalation.escalate(default_store(), _notifier_settings()[1], now, people.direct_chat)
 
 
 def _now() -> datetime:

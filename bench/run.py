@@ -2,7 +2,7 @@
 `make run` at 0, 10k and 100k stored incidents.
 
     .venv/bin/python bench/run.py [--sizes 1000,10000,100000] [--runs 10] [--warm-n 200]
-                                  [--only counts,notify,stats,integrations,cold,warm,package,local]
+                                  [--only counts,notify,stats,oncall,integrations,cold,warm,package,local]
                                   [--local-n 100]
 
 Prints tables and PASS/FAIL against the targets; exits 0 whatever the targets say (it is a
@@ -219,6 +219,33 @@ def part_notify(sizes: list[int], targets: list) -> None:
     for name in ("API create", "API status change"):
         targets.append((f"{name}: no DynamoDB call for notifications ({last[name].calls} calls, "
                         "the same as without them)", last[name].calls == 2, ""))
+
+
+def part_oncall(sizes: list[int], targets: list) -> None:
+    """Issue 23: an escalation run reads only the due incidents; a storm stays within Telegram's limits."""
+    from oncall_counts import DUE, STORM, measure_run, storm
+
+    say(f"## On call: one escalation run with {DUE} incidents due (DynamoDB calls, items read)")
+    costs = {size: measure_run(size) for size in sizes}
+    table(["stored incidents", *[short(size) for size in sizes]],
+          [["escalate run", *[f"{costs[s].calls} ({costs[s].items_read})" for s in sizes]]])
+    first, last = costs[sizes[0]], costs[sizes[-1]]
+    flat = (growth(first.calls, last.calls) <= FLAT_GROWTH
+            and growth(first.items_read, last.items_read) <= FLAT_GROWTH)
+    targets.append((f"escalation run: calls and items read flat {short(sizes[0])}→{short(sizes[-1])} with "
+                    f"{DUE} due ({last.calls} calls, {last.items_read} items)", flat, ""))
+    say()
+    result = storm()
+    say(f"## On call: a storm of {STORM} incidents opened in one minute for one team")
+    table(["team chat, most in a minute", "DMs to one person, most in a minute", "team chat total",
+           "DMs total", "openings all out after", "rule 2 paged (15 min)"],
+          [[str(result.team_chat_per_minute), str(result.direct_per_minute), str(result.team_chat_total),
+            str(result.direct_total), f"{result.minutes} min", str(result.escalated)]])
+    say()
+    targets.append((f"storm of {STORM}: at most one direct message a minute per person "
+                    f"({result.direct_per_minute}) and at most 20 a minute in the team chat "
+                    f"({result.team_chat_per_minute})",
+                    result.direct_per_minute <= 1 and result.team_chat_per_minute <= 20, ""))
 
 
 def part_stats(sizes: list[int], targets: list) -> None:
@@ -457,7 +484,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=10, help="cold start runs per side (default 10)")
     parser.add_argument("--warm-n", type=int, default=200, help="warm requests per kind (default 200)")
     parser.add_argument("--local-n", type=int, default=100, help="make run requests per kind and size (default 100)")
-    parser.add_argument("--only", default="counts,notify,stats,integrations,cold,warm,package,local")
+    parser.add_argument("--only", default="counts,notify,stats,oncall,integrations,cold,warm,package,local")
     args = parser.parse_args(argv)
     sizes = sorted(int(s) for s in args.sizes.split(",") if s.strip())
     parts = set(args.only.split(","))
@@ -470,6 +497,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, run in (("counts", lambda: part_counts(sizes, targets)),
                       ("notify", lambda: part_notify(sizes, targets)),
                       ("stats", lambda: part_stats(sizes, targets)),
+                      ("oncall", lambda: part_oncall(sizes, targets)),
                       ("integrations", lambda: part_integrations(sizes, targets)),
                       ("cold", lambda: part_cold(args.runs, targets)),
                       ("warm", lambda: part_warm(args.warm_n, targets)),

@@ -265,6 +265,9 @@ def new_incident(
         "history": [history_entry(at, Status.NEW, None, by)],
         "history_count": 1,
         "version": 1,
+        "team": None,
+        "assignee": None,
+        "escalation": None,
     }
     if severity is not None:  # absent, not NULL: the raise checks attribute_not_exists
         incident["severity"] = str(severity)
@@ -282,14 +285,21 @@ def public_view(incident: dict[str, Any]) -> dict[str, Any]:
         "updated_at": incident["updated_at"],
         "dedup_key": incident.get("dedup_key"),
         "severity": incident.get("severity"),
+        "team": incident.get("team"),
+        "assignee": incident.get("assignee"),
+        "escalation": _escalation_view(incident.get("escalation")),
         "occurrences": incident["occurrences"],
         "history_count": incident["history_count"],
     }
-    if "team" in incident:  # until every incident answers `team` (null when none)
-        view["team"] = incident["team"]
     if "history" in incident:
         view["history"] = incident["history"]
     return view
+
+
+def _escalation_view(escalation: dict[str, Any] | None) -> dict[str, Any] | None:
+    if escalation is None:
+        return None
+    return {"rule": escalation["rule"], "loop": escalation["loop"], "next_at": escalation["next_at"]}
 
 
 def etag(incident: dict[str, Any]) -> str:

@@ -13,14 +13,31 @@ def change_text(incident: dict[str, Any], entry: dict[str, Any]) -> str | None:
     """None when there is nothing to say. One line: text a sender chose (`by`, note,
     description) must not add a line that reads as another notice or breaks replies."""
     ident, by, note = incident["id"], _one_line(entry["by"]), entry.get("note")
+    paging = f"; paging {mentions(entry['paged'])}" if entry.get("paged") else ""
     if entry.get("kind") == "note":
         return f"#{ident} note by {by}: {_one_line(note or '')}"
+    if entry.get("kind") == "assign":
+        return f"#{ident} {_one_line(note or '')} by {by}{paging}"
     if entry["status"] == "new":
-        return f"#{ident} [{_labels(incident)}] new: {_preview(incident['description'], DESCRIPTION_PREVIEW)}"
+        return (f"#{ident} [{_labels(incident)}] new: {_preview(incident['description'], DESCRIPTION_PREVIEW)}"
+                f"{_assignee(incident, '; ')}{paging}")
     if by == "cloudwatch" and entry["status"] == "resolved":
         return f"#{ident} resolved: alarm recovered"
-    text = f"#{ident} → {entry['status']} by {by}"
+    text = f"#{ident} → {entry['status']} by {by}{_assignee(incident, ', ')}"
     return f"{text}: {_one_line(note)}" if note else text
+
+
+def paging_text(incident: dict[str, Any], paged: list[str]) -> str:
+    """For an incident opened in its team's chat: the bot's answer said the rest."""
+    return f"#{incident['id']} paging {mentions(paged)}{_assignee(incident, '; ')}"
+
+
+def mentions(usernames: list[str]) -> str:
+    return " ".join(f"@{name}" for name in usernames)
+
+
+def _assignee(incident: dict[str, Any], separator: str) -> str:
+    return f"{separator}assignee @{incident['assignee']}" if incident.get("assignee") else ""
 
 
 def reminder_text(incident: dict[str, Any], now: datetime) -> str:
@@ -78,6 +95,10 @@ def _parse(moment: str) -> datetime:
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
+
+
+def preview(text: str, limit: int) -> str:
+    return _preview(text, limit)
 
 
 def _preview(text: str, limit: int) -> str:

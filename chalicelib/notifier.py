@@ -52,39 +52,93 @@ class Settings:
         )
 
 
+Destination = tuple[str, "int | None"]  # a chat, and a forum topic in it
+
+
 def deliver_changes(store: Store, sender: Sender, settings: Settings,
-                    records: Iterable[dict[str, Any]], now: datetime) -> int:
-    """Returns how many notifications were sent (folded ones count each)."""
-    if settings.chat_id is None:
-        return 0
-    messages = []
+                    records: Iterable[dict[str, Any]], now: datetime,
+                    direct_chat: Any = None) -> int:
+    """Returns how many notifications were sent (folded ones count each). A team's incidents
+    are told in the team's chat; the people an opening pages get a direct message as well."""
+    from chalicelib.oncall import escalation, people
+
+    outbox = Outbox(store)
+    teams: dict[str, Any] = {}
+    messages: dict[Destination, list[tuple[str, str]]] = {}
+    direct: dict[str, list[tuple[str, str]]] = {}
     for record in records:
         change = change_from_stream(record)
         if change is None:
             continue
         incident_id, entry = change
-        if entry["by"].startswith("telegram:"):
-            continue  # the webhook's answer said it already
+        if entry["by"] == escalation.BY:
+            continue  # the escalation run sent its own notices
         incident = store.get_incident_item(incident_id)
-        text = notifications.change_text(incident, entry) if incident else None
-        if text:
-            messages.append((f"change#{incident_id}#{entry['at']}", text))
-    return _send(Outbox(store), sender, settings.chat_id, messages, now)
+        if incident is None:
+            continue
+        key = f"change#{incident_id}#{entry['at']}"
+        paged = entry.get("paged") or []
+        if entry["by"].startswith("telegram:"):
+            # the webhook's answer said it already; only whom it pages is news
+            text = notifications.paging_text(incident, paged) if paged else None
+        else:
+            text = notifications.change_text(incident, entry)
+        destination = _destination(store, incident, settings, teams, now)
+        if text and destination is not None:
+            messages.setdefault(destination, []).append((key, text))
+        for username in paged:
+            direct.setdefault(username, []).append((f"{key}#dm#{username.lower()}", text or key))
+    sent = 0
+    for (chat_id, thread_id), batch in messages.items():
+        sent += _send(outbox, sender, chat_id, batch, now, thread_id)
+    if direct:
+        out = escalation.to_people(store, outbox, sender, direct, now, direct_chat or people.direct_chat)
+        waiting = sum(1 for theirs in direct.values() for key, _ in theirs if key not in out)
+        if waiting:
+            raise NotYetSent(f"{waiting} direct messages are held by another sender")
+        sent += sum(len(theirs) for theirs in direct.values())
+    return sent
+
+
+def _destination(store: Store, incident: dict[str, Any], settings: Settings, teams: dict[str, Any],
+                 now: datetime) -> Destination | None:
+    """The team's chat and topic; a team-less incident (or one whose team was deleted): the
+    stage's chat, if any."""
+    from chalicelib.oncall import escalation
+
+    name = incident.get("team")
+    if name:
+        if name not in teams:
+            teams[name] = escalation.load_team(store, name, now)
+        team = teams[name]
+        if team is not None:
+            return str(team.chat_id), team.thread_id
+    return (settings.chat_id, None) if settings.chat_id else None
 
 
 def send_reminders(store: Store, sender: Sender, settings: Settings, now: datetime) -> int:
+    """Each in its team's chat (the stage's for a team-less incident), unless that chat is muted."""
     outbox = Outbox(store)
-    if settings.chat_id is None or _muted(outbox, settings.chat_id, now):
-        return 0
     due_before = _iso(now - timedelta(minutes=settings.remind_after_min))
     # The longest waiting first: past the cap, the newest wait for the next run.
     waiting = store.oldest(statuses=[str(Status.NEW)], before_key=due_before, count=MAX_REMINDERS_PER_RUN)
-    messages = []
+    teams: dict[str, Any] = {}
+    muted: dict[str, bool] = {}
+    messages: dict[Destination, list[tuple[str, str]]] = {}
     for incident in waiting:
+        destination = _destination(store, incident, settings, teams, now)
+        if destination is None:
+            continue
+        if destination[0] not in muted:
+            muted[destination[0]] = _muted(outbox, destination[0], now)
+        if muted[destination[0]]:
+            continue
         waited = now - _parse(incident["created_at"]) - timedelta(minutes=settings.remind_after_min)
         slot = int(waited.total_seconds() // (settings.remind_every_min * 60))
-        messages.append((f"remind#{incident['id']}#{slot}", notifications.reminder_text(incident, now)))
-    return _send(outbox, sender, settings.chat_id, messages, now)
+        messages.setdefault(destination, []).append(
+            (f"remind#{incident['id']}#{slot}", notifications.reminder_text(incident, now)))
+    return sum(_send(outbox, sender, chat_id, batch, now, thread_id)
+               for (chat_id, thread_id), batch in messages.items())
 
 
 def send_digest(store: Store, sender: Sender, settings: Settings, now: datetime) -> int:
@@ -113,7 +167,7 @@ def _muted(outbox: Outbox, chat_id: str, now: datetime) -> bool:
 
 
 def _send(outbox: Outbox, sender: Sender, chat_id: str, messages: list[tuple[str, str]],
-          now: datetime) -> int:
+          now: datetime, thread_id: int | None = None) -> int:
     """Sends what nobody sent; raises unless every notice is sent, by this run or another."""
     unsent: list[tuple[str, str]] = []  # claimed by this run, not yet sent
     busy = 0
@@ -126,7 +180,7 @@ def _send(outbox: Outbox, sender: Sender, chat_id: str, messages: list[tuple[str
                 busy += 1
         sent = len(unsent)
         if unsent:
-            _deliver(outbox, sender, chat_id, unsent, now)
+            _deliver(outbox, _InTopic(sender, thread_id), chat_id, unsent, now)
     except BaseException:
         _give_back(outbox, unsent)
         raise
@@ -157,6 +211,20 @@ def _deliver(outbox: Outbox, sender: Sender, chat_id: str, unsent: list[tuple[st
         logger.info("notifications folded into one message", extra={"count": count})
     else:
         raise OverBudget(f"{count} notifications wait for the next minute")
+
+
+@dataclass(frozen=True)
+class _InTopic:
+    """A sender bound to a forum topic (none: the chat itself)."""
+
+    sender: Any
+    thread_id: int | None
+
+    def send_message(self, chat_id: str, text: str) -> None:
+        if self.thread_id is None:
+            self.sender.send_message(chat_id, text)
+        else:
+            self.sender.send_message(chat_id, text, self.thread_id)
 
 
 def _mark_sent(outbox: Outbox, key: str) -> None:

@@ -99,6 +99,55 @@ class Outbox:
                                  Key=_values({"pk": f"mute#{chat_id}", "sk": "mute"}))
 
 
+class DirectQueue:
+    """Direct messages over a person's budget wait here for the next minute's one (folded).
+    A marker per person under one partition (`dmq`) lists who has some waiting: one Query."""
+
+    MARKERS = "dmq"
+
+    def __init__(self, store: Store) -> None:
+        self._client = store._client
+        self._table = store.table_name
+
+    @_translating_errors
+    def add(self, username: str, notices: list[tuple[str, str]], now: float) -> None:
+        """The marker first: a run that dies before its items leaves a marker with nothing behind
+        it (harmless), never items nobody looks for."""
+        expires = int(now) + SENT_TTL_SECONDS
+        self._client.update_item(
+            TableName=self._table, Key=_values({"pk": self.MARKERS, "sk": username.lower()}),
+            UpdateExpression="ADD n :one SET username = :username, " + TTL_ATTRIBUTE + " = :expires",
+            ExpressionAttributeValues=_values({":one": 1, ":username": username, ":expires": expires}))
+        for key, text in notices:
+            self._client.put_item(TableName=self._table, Item=_values({
+                "pk": f"dmq#{username.lower()}", "sk": key, "text": text, TTL_ATTRIBUTE: expires}))
+
+    @_translating_errors
+    def people(self, count: int) -> list[dict[str, Any]]:
+        response = self._client.query(
+            TableName=self._table, KeyConditionExpression="pk = :pk", Limit=count,
+            ExpressionAttributeValues=_values({":pk": self.MARKERS}), ConsistentRead=True)
+        return [{k: _deserialize(v) for k, v in item.items()} for item in response["Items"]]
+
+    @_translating_errors
+    def waiting(self, username: str, count: int) -> list[tuple[str, str]]:
+        response = self._client.query(
+            TableName=self._table, KeyConditionExpression="pk = :pk", Limit=count,
+            ExpressionAttributeValues=_values({":pk": f"dmq#{username.lower()}"}), ConsistentRead=True)
+        return [(item["sk"]["S"], item["text"]["S"]) for item in response["Items"]]
+
+    @_translating_errors
+    def remove(self, username: str, keys: list[str], marker_n: int | None) -> None:
+        """The sent items; then the marker, unless more were queued since it was read."""
+        for key in keys:
+            self._client.delete_item(TableName=self._table,
+                                     Key=_values({"pk": f"dmq#{username.lower()}", "sk": key}))
+        if marker_n is not None:
+            _applied(lambda: self._client.delete_item(
+                TableName=self._table, Key=_values({"pk": self.MARKERS, "sk": username.lower()}),
+                ConditionExpression="n = :n", ExpressionAttributeValues=_values({":n": marker_n})))
+
+
 def _applied(write: Callable[[], Any]) -> bool:
     """False when its condition refused the write."""
     try:

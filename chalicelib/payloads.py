@@ -22,7 +22,8 @@ MAX_NUMBER_DIGITS = 100  # int() raises past 4,300 digits: a 500
 JSON_MEDIA_TYPE = "application/json"
 
 CREATE_FIELDS = {"description": True, "source": True, "dedup_key": False, "severity": False}  # name -> required
-PATCH_FIELDS = {"status": True, "note": False}
+PATCH_FIELDS = {"status": False, "team": False, "assignee": False, "note": False}
+PATCH_CHANGES = ("status", "team", "assignee")
 
 
 class BodyTooLarge(Exception):
@@ -145,6 +146,15 @@ def fields(body: dict[str, Any], spec: Mapping[str, bool]) -> dict[str, Any]:
     if missing:
         raise InvalidInput(f"missing required field(s): {', '.join(missing)}; allowed fields: {allowed}")
     return {name: body.get(name) for name in spec}
+
+
+def patch_fields(body: dict[str, Any]) -> dict[str, Any]:
+    """PATCH /incidents/{id}: only the fields given (a null team or assignee clears it)."""
+    fields(body, PATCH_FIELDS)
+    if not any(name in body for name in PATCH_CHANGES):
+        raise InvalidInput(f"missing required field: at least one of {', '.join(PATCH_CHANGES)}; "
+                           f"allowed fields: {', '.join(PATCH_FIELDS)}")
+    return {name: body[name] for name in PATCH_FIELDS if name in body}
 
 
 def create_fields(body: dict[str, Any]) -> dict[str, Any]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from chalicelib import cursors, metrics
@@ -93,8 +93,8 @@ def open_incident(
     team: str | None = None,
 ) -> Created:
     """New incident, or one more occurrence of the open one (severity only ever raised);
-    StaleAlarmEvent if `alarm_at` is not newer than the key's last applied event. `team`: the
-    team a new incident belongs to (one opened in a team's chat)."""
+    StaleAlarmEvent if `alarm_at` is not newer than the key's last applied event. A new incident
+    of `team` opens assigned to its person on call, its escalation at rule 1 (docs/oncall.md)."""
     description = clean_description(description)
     source = parse_source(source)
     dedup_key = clean_dedup_key(dedup_key)
@@ -104,7 +104,8 @@ def open_incident(
     alarm = AlarmMark(dedup_key, alarm_at) if alarm_at and dedup_key else None
     for _ in range(MAX_ATTEMPTS):
         try:
-            return _open_or_absorb(store, description, source, by, dedup_key, once, alarm, severity, team)
+            return _open_or_absorb(store, description, source, by, dedup_key, once, alarm, severity,
+                                   team)
         except (DedupKeyTaken, _Retry):
             continue
         except AlreadyDone as done:
@@ -114,7 +115,8 @@ def open_incident(
     raise Unavailable(f"dedup_key {dedup_key!r} kept changing hands; try again")
 
 
-def _open_or_absorb(store, description, source, by, dedup_key, once, alarm, severity, team=None) -> Created:
+def _open_or_absorb(store, description, source, by, dedup_key, once, alarm, severity,
+                    team=None) -> Created:
     previous_owner = None
     if dedup_key is not None and (record := store.dedup_record(dedup_key)) is not None:
         if alarm is not None and record.alarm_at is not None and record.alarm_at >= alarm.at:
@@ -127,13 +129,31 @@ def _open_or_absorb(store, description, source, by, dedup_key, once, alarm, seve
             previous_owner = record.incident_id  # not open: the key is free
     incident = new_incident(store.allocate_id(), description, source, dedup_key, by, now_iso(),
                             severity)
-    if team is not None:
-        incident["team"] = team
+    paged = _join_team(store, incident, team) if team is not None else None
     store.insert_incident(
-        incident, replaces_dedup_owner=previous_owner, once=_once(once, 201, incident), alarm=alarm
+        incident, replaces_dedup_owner=previous_owner, once=_once(once, 201, incident), alarm=alarm,
+        paged=paged,
     )
     metrics.incident_opened(incident)
     return Created(incident, 201)
+
+
+def _join_team(store: Store, incident: dict[str, Any], team: str) -> list[str] | None:
+    """The team's person on call takes it and rule 1 is paged; a team that is gone leaves only
+    its name (as a deleted team's incidents keep theirs)."""
+    from chalicelib.oncall import escalation
+
+    incident["team"] = team
+    loaded = escalation.load_team(store, team, _parse_at(incident["created_at"]))
+    if loaded is None:
+        return None
+    opening = escalation.opening(loaded, _parse_at(incident["created_at"]))
+    incident["assignee"], incident["escalation"] = opening.assignee, opening.escalation
+    return opening.paged
+
+
+def _parse_at(at: str) -> datetime:
+    return datetime.fromisoformat(at.replace("Z", "+00:00"))
 
 
 def _add_occurrence(store, owner: int, dedup_key: str, once: OnceKey | None,
@@ -215,8 +235,10 @@ def change_status(
     if_match: str | None = None,
     once: OnceKey | None = None,
     alarm: AlarmMark | None = None,
+    assignee: str | None = None,
 ) -> dict[str, Any]:
-    """One conditional write; when it does not apply, the incident as it was tells why."""
+    """One conditional write; when it does not apply, the incident as it was tells why.
+    `assignee`: who takes it (`take`), set in the same write."""
     target = parse_status(status)
     note = clean_note(note)
     expected = versions_matching(if_match, incident_id) if if_match is not None else None
@@ -230,7 +252,7 @@ def change_status(
             store.set_status(
                 incident_id, entry, from_statuses=from_statuses, expected_versions=expected,
                 refuse_if_key_taken=target == Status.IN_PROGRESS, once=_once(once, 200, None),
-                alarm=alarm,
+                alarm=alarm, assignee=assignee,
             )
             return _changed(store, incident_id, by, entry)
         except ConditionFailed as failed:
@@ -238,7 +260,7 @@ def change_status(
             if current["status"] == target:
                 return get_incident(store, incident_id)  # same status: a no-op
             if current.get("dedup_successor") is not None and target == Status.IN_PROGRESS:
-                if _reopen_taking_key_back(store, current, entry, expected, once):
+                if _reopen_taking_key_back(store, current, entry, expected, once, assignee):
                     return _changed(store, incident_id, by, entry)
                 continue
             at = max(now_iso(), _just_after(current["last_entry_at"]))  # our clock is behind
@@ -248,6 +270,103 @@ def change_status(
         except StaleEvent as stale:
             raise StaleAlarmEvent(str(stale)) from None
     raise Unavailable(f"incident #{incident_id} kept changing; try again")
+
+
+UNSET: Any = object()
+
+
+def patch_incident(store: Store, incident_id: int, fields: dict[str, Any], *, by: str,
+                   if_match: str | None = None) -> dict[str, Any]:
+    """PATCH: the status change first, then the team and assignee (each its own history entry;
+    the note and If-Match go with the first)."""
+    if "team" in fields or "assignee" in fields:
+        # Checked before anything is written, so a bad team or assignee changes nothing.
+        _clean_team(fields.get("team"))
+        _clean_assignee(fields.get("assignee"))
+    first = True
+    incident = None
+    if "status" in fields:
+        incident = change_status(store, incident_id, fields["status"], by=by, note=fields.get("note"),
+                                 if_match=if_match)
+        first = False
+    if "team" in fields or "assignee" in fields:
+        incident = reassign(store, incident_id, team=fields.get("team", UNSET),
+                            assignee=fields.get("assignee", UNSET), by=by,
+                            note=fields.get("note") if first else None,
+                            if_match=if_match if first else None)
+    assert incident is not None
+    return incident
+
+
+def reassign(store: Store, incident_id: int, *, team: Any = UNSET, assignee: Any = UNSET, by: str,
+             note: Any = None, if_match: str | None = None) -> dict[str, Any]:
+    """A new team for a `new` incident starts that team's escalation from rule 1 (and, unless an
+    assignee is given, assigns its person on call); any other team change ends the escalation."""
+    from chalicelib.oncall import escalation
+
+    team, assignee = (_clean_team(team) if team is not UNSET else UNSET,
+                      _clean_assignee(assignee) if assignee is not UNSET else UNSET)
+    note = clean_note(note)
+    expected = versions_matching(if_match, incident_id) if if_match is not None else None
+    now = datetime.now(timezone.utc)
+    loaded = escalation.load_team(store, team, now) if isinstance(team, str) else None
+    if isinstance(team, str) and loaded is None:
+        raise InvalidInput(f"team {team!r} does not exist; create it with PUT /teams/{team}, "
+                           "or give an existing team's name (GET /teams lists them)")
+    at = now_iso()
+    for _ in range(MAX_ATTEMPTS):
+        current = store.get_incident_item(incident_id)
+        if current is None:
+            raise IncidentNotFound(incident_id)
+        if expected is not None and current["version"] not in expected:
+            raise PreconditionFailed(current)
+        new_team = current["team"] if team is UNSET else team
+        new_assignee = current["assignee"] if assignee is UNSET else assignee
+        running, paged = current["escalation"], None
+        if new_team != current["team"]:
+            running = None
+            if loaded is not None and current["status"] == Status.NEW:
+                opening = escalation.opening(loaded, now)
+                running, paged = opening.escalation, opening.paged
+                if assignee is UNSET:
+                    new_assignee = opening.assignee
+        if (new_team, new_assignee) == (current["team"], current["assignee"]):
+            return get_incident(store, incident_id)  # nothing changes: a no-op, as for a status
+        changes = []
+        if new_team != current["team"]:
+            changes.append(f"team → {new_team or 'none'}")
+        if new_assignee != current["assignee"]:
+            changes.append(f"assignee → {'@' + new_assignee if new_assignee else 'none'}")
+        text = "; ".join(changes) + (f": {note}" if note else "")
+        at = max(at, _just_after(current["last_entry_at"]))
+        entry = history_entry(at, Status(current["status"]), text, by)
+        try:
+            store.reassign(incident_id, entry, team=new_team, assignee=new_assignee, escalation=running,
+                           expected_versions=expected, paged=paged)
+        except ConditionFailed:
+            at = now_iso()
+            continue
+        return get_incident(store, incident_id)
+    raise Unavailable(f"incident #{incident_id} kept changing; try again")
+
+
+def _clean_team(value: Any) -> str | None:
+    from chalicelib.oncall.teams import team_name
+
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput(f"team must be a team's name or null; got {type(value).__name__}")
+    try:
+        return team_name(value)
+    except InvalidInput as error:
+        raise InvalidInput(str(error).replace("team name", "team", 1)) from None
+
+
+def _clean_assignee(value: Any) -> str | None:
+    from chalicelib.oncall.teams import username
+
+    return None if value is None else username(value, "assignee")
 
 
 def _changed(store: Store, incident_id: int, by: str, entry: dict[str, Any]) -> dict[str, Any]:
@@ -270,7 +389,7 @@ def _explain_refusal(
     return current
 
 
-def _reopen_taking_key_back(store, current, entry, expected, once) -> bool:
+def _reopen_taking_key_back(store, current, entry, expected, once, assignee=None) -> bool:
     """DedupKeyHeld while the key's holder is open, else takes the key back; False: retry."""
     record = store.dedup_record(current["dedup_key"])
     holder = record.incident_id if record is not None else None
@@ -282,7 +401,7 @@ def _reopen_taking_key_back(store, current, entry, expected, once) -> bool:
         store.reopen_taking_key_over(
             current["id"], entry, dedup_key=current["dedup_key"],
             successor=current["dedup_successor"], holder=holder, expected_versions=expected,
-            once=_once(once, 200, None),
+            once=_once(once, 200, None), assignee=assignee,
         )
     except (DedupKeyTaken, ConditionFailed):
         return False

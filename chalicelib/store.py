@@ -23,6 +23,10 @@ STATUS_INDEX = "by_status"
 SOURCE_INDEX = "by_source"
 STATUS_SOURCE_INDEX = "by_status_source"
 CREATED_INDEX = "by_created"
+# Sparse: only incidents whose escalation runs carry its keys (docs/table-design.md).
+ESCALATION_INDEX = "by_escalation"
+ESCALATION_DUE = "due"
+ESCALATION_ATTRIBUTES = ("esc_due", "esc_key", "esc_rule", "esc_loop", "esc_next_at", "esc_generation")
 LISTED = "incident"  # every incident's `listed`: by_created's one partition
 TTL_ATTRIBUTE = "expires_at"
 # The token of the write that last changed an incident or dedup record: a retry whose condition
@@ -52,13 +56,15 @@ TABLE_DEFINITION: dict[str, Any] = {
     ],
     "AttributeDefinitions": [
         {"AttributeName": name, "AttributeType": "S"}
-        for name in ("pk", "sk", "status", "source", "created_key", "source_created", "listed")
+        for name in ("pk", "sk", "status", "source", "created_key", "source_created", "listed",
+                     "esc_due", "esc_key")
     ],
     "GlobalSecondaryIndexes": [
         _index(STATUS_INDEX, "status", "created_key"),
         _index(SOURCE_INDEX, "source", "created_key"),
         _index(STATUS_SOURCE_INDEX, "status", "source_created"),
         _index(CREATED_INDEX, "listed", "created_key"),
+        _index(ESCALATION_INDEX, "esc_due", "esc_key"),
     ],
     "BillingMode": "PAY_PER_REQUEST",
     # The notifier's trigger: one INSERT per history entry (docs/notifications.md).
@@ -402,15 +408,17 @@ class Store:
         replaces_dedup_owner: int | None = None,
         once: Once | None = None,
         alarm: AlarmMark | None = None,
+        paged: list[str] | None = None,
     ) -> None:
-        """One transaction; taking the key over marks `replaces_dedup_owner`: it cannot reopen."""
+        """One transaction; taking the key over marks `replaces_dedup_owner`: it cannot reopen.
+        `paged`: who the opening notice pages (escalation's rule 1), kept on the entry for it."""
         (entry,) = incident["history"]
         token = _new_token()
         ops = [
             _Op("Put", {"Item": {**_item_from_incident(incident), WRITE_TOKEN: token},
                         "ConditionExpression": "attribute_not_exists(pk)"},
                 lambda old: ConditionFailed(None)),
-            self._entry_put(incident["id"], entry),
+            self._entry_put(incident["id"], {**entry, "paged": paged} if paged else entry),
         ]
         if incident.get("dedup_key") is not None:
             ops.append(self._dedup_claim(incident["dedup_key"], incident["id"],
@@ -476,8 +484,10 @@ class Store:
         refuse_if_key_taken: bool = False,
         once: Once | None = None,
         alarm: AlarmMark | None = None,
+        assignee: str | None = None,
     ) -> None:
-        """ConditionFailed carries the incident as it was: the caller tells why without a read."""
+        """ConditionFailed carries the incident as it was: the caller tells why without a read.
+        Nothing leads back to `new`, so every status change ends the escalation, in this write."""
         values: dict[str, Any] = {":to": entry["status"], ":at": entry["at"]}
         condition = f"#status IN ({_placeholders(values, 'from', from_statuses)})"
         condition += " AND last_entry_at < :at"
@@ -492,8 +502,12 @@ class Store:
         sets = ["#status = :to", "acknowledged_at = if_not_exists(acknowledged_at, :at)"]
         if entry["status"] in ("resolved", "closed"):
             sets.append("resolved_at = if_not_exists(resolved_at, :at)")
+        if assignee is not None:
+            sets.append("assignee = :assignee")
+            values[":assignee"] = assignee
         token = _new_token()
-        ops = [self._entry_update(incident_id, sets, condition, values, token),
+        ops = [self._entry_update(incident_id, sets, condition, values, token,
+                                 remove=", ".join(ESCALATION_ATTRIBUTES)),
                self._entry_put(incident_id, entry)]
         if alarm is not None:
             ops.append(self._alarm_mark(alarm, token, owner=incident_id))
@@ -523,6 +537,7 @@ class Store:
     def reopen_taking_key_over(
         self, incident_id: int, entry: dict[str, Any], *, dedup_key: str, successor: int,
         holder: int, expected_versions: list[int] | None, once: Once | None = None,
+        assignee: str | None = None,
     ) -> None:
         """The key, passed on to `successor` and held by `holder` (neither open), comes back;
         `holder` is marked in its turn."""
@@ -532,9 +547,13 @@ class Store:
                      "AND dedup_successor = :successor")
         if expected_versions is not None:
             condition += f" AND version IN ({_placeholders(values, 'v', expected_versions or [-1])})"
+        sets = ["#status = :to"]
+        if assignee is not None:
+            sets.append("assignee = :assignee")
+            values[":assignee"] = assignee
         token = _new_token()
         ops = [
-            self._entry_update(incident_id, ["#status = :to"], condition, values, token,
+            self._entry_update(incident_id, sets, condition, values, token,
                                remove="dedup_successor"),
             self._entry_put(incident_id, entry),
             self._dedup_claim(dedup_key, incident_id, holder, None),
@@ -551,6 +570,79 @@ class Store:
         open); else DedupKeyTaken (an ALARM opened an incident since: resolve that instead)."""
         token = _new_token()
         self._transact([self._alarm_mark(alarm, token, owner=owner)], token)
+
+    @_translating_errors
+    def reassign(self, incident_id: int, entry: dict[str, Any], *, team: str | None, assignee: str | None,
+                 escalation: dict[str, Any] | None, expected_versions: list[int] | None = None,
+                 paged: list[str] | None = None) -> None:
+        """Sets team and assignee (None: removes) and starts or ends the escalation, while the
+        incident still has entry["status"]; else ConditionFailed (as it was)."""
+        values: dict[str, Any] = {":status": entry["status"], ":at": entry["at"]}
+        condition = "attribute_exists(pk) AND #status = :status AND last_entry_at < :at"
+        if expected_versions is not None:
+            condition += f" AND version IN ({_placeholders(values, 'v', expected_versions or [-1])})"
+        sets, removed = [], list(ESCALATION_ATTRIBUTES)
+        for name, value in (("team", team), ("assignee", assignee)):
+            if value is None:
+                removed.append(name)
+            else:
+                sets.append(f"{name} = :{name}")
+                values[f":{name}"] = value
+        if escalation is not None:
+            for name, value in escalation_attributes(incident_id, escalation).items():
+                sets.append(f"{name} = :{name}")
+                values[f":{name}"] = value
+                removed.remove(name)
+        token = _new_token()
+        stored = {**entry, "kind": "assign", **({"paged": paged} if paged else {})}
+        self._transact([
+            self._entry_update(incident_id, sets, condition, values, token, remove=", ".join(removed)),
+            self._entry_put(incident_id, stored),
+        ], token)
+
+    @_translating_errors
+    def due_escalations(self, now: str, count: int) -> list[dict[str, Any]]:
+        """The incidents whose escalation is due at `now`, the longest due first: one Query of
+        the sparse index, at most `count` items read."""
+        items = self._query_items({
+            "IndexName": ESCALATION_INDEX,
+            "KeyConditionExpression": "esc_due = :due AND esc_key < :upto",
+            "ExpressionAttributeValues": _values({":due": ESCALATION_DUE, ":upto": now + "~"}),
+        }, count)
+        return [_incident_from_item(item) for item in items]
+
+    @_translating_errors
+    def advance_escalation(self, incident_id: int, current: dict[str, Any],
+                           following: dict[str, Any] | None, entry: dict[str, Any] | None) -> None:
+        """From `current` (rule, loop, next_at) to `following` (None: it ends), only while the
+        incident is new and its escalation still at `current`; `entry` (the step's history
+        entry) in the same transaction. Else ConditionFailed."""
+        values: dict[str, Any] = {":new": "new", ":rule": current["rule"], ":loop": current["loop"],
+                                  ":next_at": current["next_at"]}
+        condition = "#status = :new AND esc_rule = :rule AND esc_loop = :loop AND esc_next_at = :next_at"
+        token = _new_token()
+        if entry is None:
+            self._transact([_Op("Update", {
+                "Key": _key(_incident_key(incident_id)),
+                "UpdateExpression": f"SET {WRITE_TOKEN} = :token REMOVE " + ", ".join(ESCALATION_ATTRIBUTES),
+                "ConditionExpression": condition,
+                "ExpressionAttributeNames": {"#status": "status"},
+                "ExpressionAttributeValues": _values({**values, ":token": token}),
+            }, lambda old: ConditionFailed(old))], token)
+            return
+        values[":at"] = entry["at"]
+        condition += " AND last_entry_at < :at"
+        sets: list[str] = []
+        removed = ", ".join(ESCALATION_ATTRIBUTES)
+        if following is not None:
+            for name, value in escalation_attributes(incident_id, following).items():
+                sets.append(f"{name} = :n_{name}")
+                values[f":n_{name}"] = value
+            removed = ""
+        self._transact([
+            self._entry_update(incident_id, sets, condition, values, token, remove=removed),
+            self._entry_put(incident_id, {**entry, "kind": "escalation"}),
+        ], token)
 
     # --- transaction items ---
 
@@ -692,6 +784,8 @@ def change_from_stream(record: dict[str, Any]) -> tuple[int, dict[str, Any]] | N
     entry = _entry_from_item(item)
     if item["entry"].get("kind"):
         entry["kind"] = item["entry"]["kind"]
+    if item["entry"].get("paged"):
+        entry["paged"] = list(item["entry"]["paged"])
     return int(pk.removeprefix("incident#")), entry
 
 
@@ -786,22 +880,45 @@ def created_key(incident: dict[str, Any]) -> str:
 
 _INDEX_ONLY = ("pk", "sk", "created_key", "source_created", "listed", "dedup_successor", WRITE_TOKEN)
 _INTEGERS = ("id", "occurrences", "version", "history_count")
+_OPTIONAL = ("team", "assignee")
 
 
 def _item_from_incident(incident: dict[str, Any]) -> dict[str, Any]:
     key = created_key(incident)
-    fields = {k: v for k, v in incident.items() if k != "history"}
+    # Absent rather than NULL: team, assignee and escalation are null until set.
+    fields = {k: v for k, v in incident.items()
+              if k not in ("history", "escalation") and not (k in _OPTIONAL and v is None)}
     last = incident["history"][-1]["at"] if incident.get("history") else incident["updated_at"]
+    escalation = incident.get("escalation")
     return {**_incident_key(incident["id"]), "created_key": key,
             "source_created": f"{incident['source']}#{key}", "listed": LISTED, "last_entry_at": last,
-            **fields}
+            **fields, **(escalation_attributes(incident["id"], escalation) if escalation else {})}
+
+
+def escalation_attributes(incident_id: int, escalation: dict[str, Any]) -> dict[str, Any]:
+    """The flat attributes of a running escalation; `esc_due` and `esc_key` put the incident in
+    the due index, sorted by when its next rule is due."""
+    attributes = {"esc_due": ESCALATION_DUE, "esc_key": f"{escalation['next_at']}#{incident_id:020d}",
+                  "esc_rule": escalation["rule"], "esc_loop": escalation["loop"],
+                  "esc_next_at": escalation["next_at"]}
+    if escalation.get("generation"):  # the life of the team it runs for (not shown)
+        attributes["esc_generation"] = escalation["generation"]
+    return attributes
 
 
 def _incident_from_item(item: dict[str, Any]) -> dict[str, Any]:
-    incident = {k: v for k, v in item.items() if k not in _INDEX_ONLY}
+    incident = {k: v for k, v in item.items() if k not in _INDEX_ONLY and k not in ESCALATION_ATTRIBUTES}
     for name in _INTEGERS:
         incident[name] = int(incident[name])
     incident.setdefault("dedup_key", None)
+    for name in _OPTIONAL:
+        incident.setdefault(name, None)
+    incident["escalation"] = None
+    if "esc_rule" in item:
+        incident["escalation"] = {"rule": int(item["esc_rule"]), "loop": int(item["esc_loop"]),
+                                  "next_at": item["esc_next_at"]}
+        if "esc_generation" in item:
+            incident["escalation"]["generation"] = item["esc_generation"]
     if "dedup_successor" in item:
         incident["dedup_successor"] = int(item["dedup_successor"])
     return incident

@@ -428,7 +428,14 @@ def created_text(incident: dict[str, Any]) -> str:
 
 
 def status_changed_text(incident: dict[str, Any]) -> str:
-    return f"#{incident['id']} → {incident['status']}"
+    assignee = f", assignee @{incident['assignee']}" if incident.get("assignee") else ""
+    return f"#{incident['id']} → {incident['status']}{assignee}"
+
+
+def username_of(by: str) -> str | None:
+    """`telegram:<username>` -> the username; None for `telegram:<numeric id>`."""
+    name = by.removeprefix("telegram:")
+    return None if name.isdigit() else name
 
 
 def note_added_text(incident: dict[str, Any]) -> str:

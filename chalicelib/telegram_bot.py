@@ -14,7 +14,7 @@ from weakref import WeakKeyDictionary
 from datetime import datetime, timedelta, timezone
 
 from chalicelib import logs, notifier, services, stats, telegram
-from chalicelib.incidents import IdempotencyKeyReused, IncidentNotFound, InvalidInput, TransitionNotAllowed
+from chalicelib.incidents import IdempotencyKeyReused, IncidentNotFound, InvalidInput, Status, TransitionNotAllowed
 from chalicelib.oncall import chats, people, teams
 from chalicelib.payloads import check_json_limits
 from chalicelib.store import Store
@@ -118,8 +118,10 @@ def _run(store: Store, command: telegram.Command, once: services.OnceKey,
             case telegram.TakeOnCall(context=context, minutes=minutes, given=given):
                 return _take_on_call(store, team, context, minutes, given, _sent_at(context, now))
             case telegram.ChangeStatus(incident_id=incident_id, status=status, note=note):
+                # Whoever takes it is its assignee (a sender without a username: unchanged).
+                taker = telegram.username_of(by) if status == Status.IN_PROGRESS else None
                 incident = services.change_status(
-                    store, incident_id, status, by=by, note=note, once=once
+                    store, incident_id, status, by=by, note=note, once=once, assignee=taker
                 )
                 return telegram.status_changed_text(incident)
             case telegram.AddNote(incident_id=incident_id, note=note):

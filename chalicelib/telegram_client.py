@@ -35,16 +35,18 @@ class BotApi:
         return cls(token=token, base_url=os.environ.get("TELEGRAM_API_URL") or DEFAULT_API_URL,
                    timeout=float(os.environ.get("TELEGRAM_TIMEOUT_SECONDS") or TIMEOUT_SECONDS))
 
-    def send_message(self, chat_id: str, text: str) -> None:
+    def send_message(self, chat_id: str, text: str, thread_id: int | None = None) -> None:
+        """`thread_id`: a forum topic of the group (`message_thread_id`)."""
+        payload: dict[str, Any] = {"chat_id": chat_id, "text": text, "disable_web_page_preview": True}
+        if thread_id is not None:
+            payload["message_thread_id"] = thread_id
         try:
-            self._call("sendMessage", {"chat_id": chat_id, "text": text,
-                                       "disable_web_page_preview": True})
+            self._call("sendMessage", payload)
         except SendFailed as failed:
             if failed.retry_after is None or failed.retry_after > MAX_INLINE_RETRY_AFTER:
                 raise
             time.sleep(failed.retry_after)
-            self._call("sendMessage", {"chat_id": chat_id, "text": text,
-                                       "disable_web_page_preview": True})
+            self._call("sendMessage", payload)
 
     def _call(self, method: str, payload: dict[str, Any]) -> dict[str, Any]:
         request = urllib.request.Request(
@@ -76,8 +78,21 @@ class Console:
 
     write: Callable[[str], None] = print
 
-    def send_message(self, chat_id: str, text: str) -> None:
-        self.write(f"[telegram → {chat_id}] {text}")
+    def send_message(self, chat_id: str, text: str, thread_id: int | None = None) -> None:
+        topic = f" topic {thread_id}" if thread_id is not None else ""
+        self.write(f"[telegram → {chat_id}{topic}] {text}")
+
+
+class Lazy:
+    """Reads the token on the first message: a run with nothing to send needs none."""
+
+    def __init__(self) -> None:
+        self._sender: BotApi | Console | None = None
+
+    def send_message(self, chat_id: str, text: str, thread_id: int | None = None) -> None:
+        if self._sender is None:
+            self._sender = from_environment()
+        self._sender.send_message(chat_id, text, thread_id)
 
 
 def from_environment() -> BotApi | Console:

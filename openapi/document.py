@@ -19,6 +19,7 @@ from chalicelib.incidents import (
     Source,
     Status,
 )
+from chalicelib.oncall.teams import TEAM_NAME, USERNAME
 from chalicelib.payloads import (
     DEFAULT_LIMIT,
     MAX_BODY_BYTES,
@@ -38,6 +39,9 @@ NOT_BLANK_PATTERN = r"\S"
 
 STATUSES = [s.value for s in Status]
 SOURCES = [s.value for s in Source]
+
+TEAM_PATTERN = "^" + TEAM_NAME.pattern + "$"
+USERNAME_PATTERN = "^" + USERNAME.pattern + "$"
 
 
 def _ref(kind: str, name: str) -> dict[str, str]:
@@ -62,7 +66,8 @@ def _incident_schema() -> dict[str, Any]:
         "type": "object",
         "additionalProperties": False,
         "required": ["id", "description", "status", "source", "created_at", "updated_at",
-                     "dedup_key", "severity", "occurrences", "history_count", "history"],
+                     "dedup_key", "severity", "team", "assignee", "escalation", "occurrences",
+                     "history_count", "history"],
         "properties": {
             "id": {"type": "integer", "minimum": 1,
                    "description": "1, 2, 3 … in creation order, never reused; quoted as `#42`."},
@@ -73,6 +78,24 @@ def _incident_schema() -> dict[str, Any]:
             "updated_at": _ref("schemas", "Timestamp"),
             "dedup_key": {**nullable_text, "minLength": 1, "maxLength": MAX_DEDUP_KEY},
             "severity": _ref("schemas", "SeverityOrNull"),
+            "team": {"type": ["string", "null"], "pattern": TEAM_PATTERN,
+                     "description": "The team that answers for it, or null; kept as text when the "
+                                    "team is deleted."},
+            "assignee": {"type": ["string", "null"], "pattern": USERNAME_PATTERN,
+                         "description": "The Telegram username of who answers for it: the team's "
+                                        "person on call when it opens, whoever takes it, or as "
+                                        "`PATCH` sets it; or null."},
+            "escalation": {
+                "type": ["object", "null"], "additionalProperties": False,
+                "required": ["rule", "loop", "next_at"],
+                "properties": {"rule": {"type": "integer", "minimum": 1,
+                                        "description": "The rule last notified, from 1."},
+                               "loop": {"type": "integer", "minimum": 0},
+                               "next_at": _ref("schemas", "Timestamp")},
+                "description": "While the team's escalation runs for it (it is `new`): the rule "
+                               "last notified, in which loop, and when the next is due; null once "
+                               "it stopped or when there is none.",
+            },
             "occurrences": {"type": "integer", "minimum": 1,
                             "description": "Reports absorbed through `dedup_key`, starting at 1."},
             "history_count": {"type": "integer", "minimum": 1,
@@ -86,6 +109,8 @@ def _incident_schema() -> dict[str, Any]:
             "id": 42, "description": "Самокат #42 не в сети", "status": "new",
             "source": "monitoring", "created_at": "2026-11-23T10:15:30.123Z",
             "updated_at": "2026-11-23T10:15:30.123Z", "dedup_key": None, "severity": None,
+            "team": "ops", "assignee": "ivan_ops",
+            "escalation": {"rule": 1, "loop": 0, "next_at": "2026-11-23T10:30:30.123Z"},
             "occurrences": 1,
             "history_count": 1,
             "history": [{"at": "2026-11-23T10:15:30.123Z", "status": "new",
@@ -125,7 +150,8 @@ def _schemas() -> dict[str, Any]:
                     "type": "string",
                     "description": "`api` (a key configured without a name), `api:<key name>`, "
                                    "`cloudwatch`, `telegram:<username or id>`, "
-                                   "`pagerduty:<payload.source>` or `alertmanager:<receiver>`.",
+                                   "`pagerduty:<payload.source>`, `alertmanager:<receiver>` or "
+                                   "`escalation` (a step of the team's escalation).",
                     "examples": ["api", "api:partner", "cloudwatch", "telegram:alice"],
                 },
             },
@@ -162,9 +188,17 @@ def _schemas() -> dict[str, Any]:
         "StatusChange": {
             "type": "object",
             "additionalProperties": False,
-            "required": ["status"],
+            "anyOf": [{"required": ["status"]}, {"required": ["team"]}, {"required": ["assignee"]}],
+            "description": "At least one of `status`, `team`, `assignee`. The status changes first; "
+                           "a change of team or assignee is a history entry of its own. A new team "
+                           "for a `new` incident starts that team's escalation from rule 1 and, "
+                           "unless `assignee` is given, assigns its person on call.",
             "properties": {
                 "status": _ref("schemas", "Status"),
+                "team": {"type": ["string", "null"], "pattern": TEAM_PATTERN,
+                         "description": "An existing team's name (else 400), or null."},
+                "assignee": {"type": ["string", "null"], "pattern": USERNAME_PATTERN,
+                             "description": "A Telegram username without `@`, or null."},
                 "note": {**nullable_text, "maxLength": MAX_NOTE,
                          "description": f"Up to {MAX_NOTE} characters after trimming; "
                                         "empty or null means no note."},
@@ -404,7 +438,7 @@ def _paths() -> dict[str, Any]:
             },
             "patch": {
                 "operationId": "changeIncidentStatus",
-                "summary": "Change an incident's status",
+                "summary": "Change an incident's status, team or assignee",
                 "description": "Allowed transitions:\n\n" + _transitions_table() + "\n\nSetting the "
                                "status an incident already has is a no-op: 200, nothing changes, "
                                "no history entry.",

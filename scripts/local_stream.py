@@ -68,7 +68,7 @@ def scheduled_event(now_iso: str) -> dict[str, Any]:
 
 def start(app_environment: dict[str, str], stop: threading.Event) -> threading.Thread:
     """In this process, with the app's environment: read the embedded table's stream and run
-    the notification handler and the two schedules as Lambda would."""
+    the notification handler and the schedules (reminders, escalation, digest) as Lambda would."""
     import os
     from datetime import datetime, timezone
 
@@ -89,9 +89,16 @@ def start(app_environment: dict[str, str], stop: threading.Event) -> threading.T
     def every_minute() -> None:
         now = datetime.now(timezone.utc)
         event = scheduled_event(now.isoformat(timespec="seconds").replace("+00:00", "Z"))
-        app_module.remind_waiting_incidents(event, None)
+        schedules = {"remind_waiting_incidents": app_module.remind_waiting_incidents,
+                     "escalate": app_module.escalate}
         if now.hour == app_module.DIGEST_HOUR_UTC:
-            app_module.daily_digest(event, None)  # once a day: the outbox remembers it was sent
+            # once a day: the outbox remembers it was sent
+            schedules["daily_digest"] = app_module.daily_digest
+        for name, schedule in schedules.items():  # each on its own, as in Lambda
+            try:
+                schedule(event, None)
+            except Exception as error:
+                logger.warning("%s failed, runs again next minute: %s", name, error)
 
     thread = threading.Thread(
         target=run_notifier, name="local-notifier", daemon=True,

@@ -28,7 +28,9 @@ def test_create_answers_201_with_location_etag_and_the_incident(api):
     assert ISO_MS.match(body["created_at"]) and body["created_at"] == body["updated_at"]
     assert body["history"] == [{"at": body["created_at"], "status": "new", "note": None, "by": "api"}]
     assert set(body) == {"id", "description", "status", "source", "created_at", "updated_at",
-                         "dedup_key", "severity", "occurrences", "history", "history_count"}
+                         "dedup_key", "severity", "team", "assignee", "escalation", "occurrences",
+                         "history", "history_count"}
+    assert (body["team"], body["assignee"], body["escalation"]) == (None, None, None)
 
 
 def test_ids_are_assigned_1_2_3_in_creation_order(api):
@@ -282,7 +284,11 @@ def test_patch_of_a_missing_incident_is_404_even_with_if_match(api):
     ({"status": "done"}, "status must be one of: new, in_progress, resolved, closed"),
     ({"status": "closed", "note": "x" * 1001}, "note"),
     ({"status": "closed", "note": 5}, "note must be a string"),
-    ({"status": "closed", "assignee": "me"}, "unknown field.*assignee"),
+    ({"status": "closed", "owner": "me"}, "unknown field.*owner"),
+    ({"note": "x"}, "at least one of status, team, assignee"),
+    ({"status": "closed", "assignee": "me"}, "assignee must be a Telegram username"),
+    ({"team": "Ops!"}, "team must be 1–32 characters"),
+    ({"team": "nosuchteam"}, "team 'nosuchteam' does not exist"),
 ])
 def test_invalid_patches_are_400_and_change_nothing(api, body, reason):
     incident = api.create()

@@ -31,7 +31,7 @@ INFRASTRUCTURE_ACTIONS = {
 }
 API = "api_handler"
 EVENT_FUNCTIONS = ("on_alarm_notification", "on_alarm_state_change")
-NOTIFIER_FUNCTIONS = ("on_incident_change", "remind_waiting_incidents", "daily_digest")
+NOTIFIER_FUNCTIONS = ("on_incident_change", "remind_waiting_incidents", "daily_digest", "escalate")
 GAUGE_FUNCTION = "report_open_incidents"
 BACKGROUND_FUNCTIONS = (*EVENT_FUNCTIONS, *NOTIFIER_FUNCTIONS, GAUGE_FUNCTION)
 FUNCTIONS = (API, *BACKGROUND_FUNCTIONS)
@@ -40,6 +40,7 @@ READS = {
     API: ("", "by_status", "by_source", "by_status_source", "by_created"),
     "on_alarm_notification": ("",), "on_alarm_state_change": ("",),
     "on_incident_change": ("",), "remind_waiting_incidents": ("", "by_status"),
+    "escalate": ("", "by_escalation"),
     "daily_digest": ("", "by_status", "by_status_source"), GAUGE_FUNCTION: ("by_status",),
 }
 PARAMETER = "/incidents/dev/api-keys"
@@ -523,13 +524,31 @@ def exercise_the_background_functions(client: Any, ssm: Any, env: dict[str, str]
     (so a claim is given back), and the open-incidents gauge."""
     from tests.fake_bot_api import FakeBotApi, server_error
 
+    from datetime import datetime, timedelta, timezone
+
+    from chalicelib import services
+    from chalicelib.oncall import people, teams
+    from chalicelib.store import default_store
+    from scripts.local_stream import scheduled_event
+
     monkeypatch.setenv("REMIND_NEW_AFTER_MIN", "0")  # every open `new` incident is due
     schedule = client.events.generate_cw_event("aws.events", "Scheduled Event", {}, [])
+    # An incident of a team, whose on-call person has a private chat with the bot: paged at
+    # open (the stream handler), reminded in the team's chat, escalated an hour later.
+    now = datetime.now(timezone.utc)
+    teams.put_team(default_store(), "esc", {
+        "chat_id": -100123, "time_zone": "UTC", "rotation": {
+            "members": ["ivan_ops"], "start": "2026-12-01T10:00", "shift": "daily"},
+        "escalation_rules": [{"escalation_delay_in_minutes": 5, "targets": ["on_call"]}] * 2}, now)
+    people.link(default_store(), "ivan_ops", 111, 111, now)
+    services.open_incident(default_store(), description="paged", source="operator", by="api", team="esc")
+    later = scheduled_event((now + timedelta(hours=1)).isoformat(timespec="seconds").replace("+00:00", "Z"))
     records = stream_records(boto3.client("dynamodb"), monkeypatch)
     with FakeBotApi() as bot:
         monkeypatch.setenv("TELEGRAM_API_URL", bot.url)
         for function, event in (("on_incident_change", {"Records": records}),
-                                ("remind_waiting_incidents", schedule), ("daily_digest", schedule)):
+                                ("remind_waiting_incidents", schedule), ("daily_digest", schedule),
+                                ("escalate", later)):
             secrets.clear_cache()
             bot.answers = [server_error()]
             with recording(resources=True) as called[function]:

@@ -128,7 +128,7 @@ def test_make_say_talks_to_the_local_bot_and_replies_reach_the_incident_it_named
         assert say(run, "/new@IncidentBot POS 7 not answering", FROM="anna_support")[1] == \
             "IncidentBot [4]: Incident #2 created: POS 7 not answering"
         assert say(run, "в работе смотрю", REPLY_TO="2") == [
-            "ivan_ops [5]: в работе смотрю", "IncidentBot [6]: #1 → in_progress"]
+            "ivan_ops [5]: в работе смотрю", "IncidentBot [6]: #1 → in_progress, assignee @ivan_ops"]
         assert say(run, "кто смотрит #3?", FROM="222222222") == [
             "222222222 [7]: кто смотрит #3?",
             "(no answer: the bot ignores this message; make run's log says why)"]

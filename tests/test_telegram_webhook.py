@@ -168,7 +168,8 @@ def test_hash_id_fixed_resolves_the_incident_with_the_rest_as_the_note(client, a
 
 def test_hash_id_v_rabote_takes_the_incident_in_russian(client, api, store):
     seed(store, 42)
-    assert said(send(client, update("status_russian"))) == "#42 → in_progress"
+    assert said(send(client, update("status_russian"))) == "#42 → in_progress, assignee @ivan_ops"
+    assert incident(api, 42)["assignee"] == "ivan_ops"
     entry = incident(api, 42)["history"][-1]
     assert (entry["status"], entry["note"], entry["by"]) == ("in_progress", "смотрю", "telegram:ivan_ops")
 
@@ -201,8 +202,9 @@ def test_hash_id_zakryto_closes_the_incident_whatever_the_case(client, api, stor
 def test_every_status_word_works_after_an_incident_id(client, api, store, word, status):
     seed(store, 1)
 
+    taker = ", assignee @anna_support" if status == "in_progress" else ""  # taking assigns
     assert said(send(client, update("status_english", f"#1 {word} проверили на месте"))) == (
-        f"#1 → {status}"
+        f"#1 → {status}{taker}"
     )
 
     changed = incident(api, 1)
@@ -220,7 +222,8 @@ def test_a_status_change_without_a_note_records_none(client, api, store):
 
 def test_reopening_a_resolved_incident_by_taking_it_works(client, api, store):
     seed(store, 1, status="resolved")
-    assert said(send(client, update("status_english", "#1 take снова не работает"))) == "#1 → in_progress"
+    assert said(send(client, update("status_english", "#1 take снова не работает"))) == \
+        "#1 → in_progress, assignee @anna_support"
     assert incident(api, 1)["status"] == "in_progress"
 
 
@@ -244,7 +247,8 @@ def test_a_refused_transition_names_the_current_status_and_the_allowed_targets(c
 def test_setting_the_status_an_incident_already_has_writes_no_history(client, api, store):
     seed(store, 1)
     send(client, update("status_english", "#1 take", update_id=1))
-    assert said(send(client, update("status_english", "#1 в работе", update_id=2))) == "#1 → in_progress"
+    assert said(send(client, update("status_english", "#1 в работе", update_id=2))) == \
+        "#1 → in_progress, assignee @anna_support"
     assert [h["status"] for h in incident(api, 1)["history"]] == ["new", "in_progress"]
 
 
@@ -279,7 +283,8 @@ def test_a_status_word_replying_to_the_bots_confirmation_changes_that_incident(c
 )
 def test_replies_to_the_bot_work_in_both_languages(client, api, store, text, status, note):
     seed(store, 17)
-    assert said(send(client, update("reply_to_bot", text))) == f"#17 → {status}"
+    taker = ", assignee @ivan_ops" if status == "in_progress" else ""  # taking assigns
+    assert said(send(client, update("reply_to_bot", text))) == f"#17 → {status}{taker}"
     entry = incident(api, 17)["history"][-1]
     assert (entry["status"], entry["note"]) == (status, note)
 
@@ -395,7 +400,7 @@ def test_a_redelivered_status_change_does_not_undo_a_later_change(client, api, s
 
     again = send(client, update("status_russian"))  # Telegram delivers "в работе" again
 
-    assert said(again) == "#42 → resolved"
+    assert said(again) == "#42 → resolved, assignee @ivan_ops"
     after = incident(api, 42)
     assert after["status"] == "resolved"
     assert after["history"] == history

@@ -161,7 +161,7 @@ def test_an_incident_opened_in_an_allowed_chat_of_no_team_has_no_team(client, ap
 
     said(client, message("/new POS 7 not answering", chat=GROUP))
 
-    assert "team" not in api.get("/incidents/1").json_body
+    assert api.get("/incidents/1").json_body["team"] is None
 
 
 def test_a_command_in_a_forum_topic_of_the_team_chat_is_answered_in_that_topic(client, api):
