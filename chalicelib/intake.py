@@ -4,7 +4,9 @@ and S3 only. Why this shape: docs/integrations.md#order-repeats-and-retries."""
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
+import logging
 import os
 import uuid
 from typing import Any
@@ -14,6 +16,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib import aws
 from chalicelib.incidents import Unavailable
+
+logger = logging.getLogger(__name__)
 
 # SQS takes 256 KiB a message; the rest of the envelope and the JSON escapes need some room.
 INLINE_MAX_BYTES = 200 * 1024
@@ -35,8 +39,11 @@ class Intake:
         return cls(aws.client("sqs", BOTO_CONFIG), aws.client("s3", BOTO_CONFIG),
                    os.environ["INTAKE_QUEUE_URL"], os.environ["INTAKE_BUCKET"])
 
-    def hand_off(self, message: dict[str, Any]) -> None:
-        """Stored durably, or Unavailable: two calls at most, whatever the message holds."""
+    def hand_off(self, message: dict[str, Any], group: str | None = None) -> None:
+        """Stored durably, or Unavailable: two calls at most, whatever the message holds. The
+        queue is FIFO: messages of one `group` are applied in the order they were accepted (a
+        PagerDuty key's trigger before its resolve: its events carry no time); without a group,
+        one of its own, so that batches (ordered by their alerts' times) are applied in parallel."""
         text = json.dumps(message, ensure_ascii=False, separators=(",", ":"))
         try:
             if len(text.encode("utf-8", "surrogatepass")) > INLINE_MAX_BYTES:
@@ -44,8 +51,11 @@ class Intake:
                 self._s3.put_object(Bucket=self.bucket, Key=key, Body=text.encode("utf-8"),
                                     ContentType="application/json")
                 text = json.dumps({"object": key})
-            self._sqs.send_message(QueueUrl=self.queue_url, MessageBody=text)
+            self._sqs.send_message(QueueUrl=self.queue_url, MessageBody=text,
+                                   MessageGroupId=_group_id(group) if group else uuid.uuid4().hex,
+                                   MessageDeduplicationId=uuid.uuid4().hex)  # each request is its own
         except (BotoCoreError, ClientError) as error:
+            logger.warning("hand-off failed, answered 503: %s", error)
             raise Unavailable(f"the hand-off failed: {error}") from error
 
     def read(self, body: str) -> dict[str, Any]:
@@ -56,6 +66,11 @@ class Intake:
             stored = self._s3.get_object(Bucket=self.bucket, Key=message["object"])
             message = json.loads(stored["Body"].read())
         return message
+
+
+def _group_id(group: str) -> str:
+    """SQS takes 128 characters of ASCII punctuation and alphanumerics; a key may be anything."""
+    return hashlib.sha256(group.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 @functools.lru_cache(maxsize=1)

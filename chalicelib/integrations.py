@@ -53,7 +53,7 @@ def enqueue(intake: Intake, raw: bytes | None, content_type: str | None,
         return Answer(400, pagerduty.invalid(error.errors))
     dedup_key = event.dedup_key or uuid.uuid4().hex  # as PagerDuty does, so the answer carries it
     unkeyed = {name: value for name, value in body.items() if name != "routing_key"}  # never stored
-    intake.hand_off({"kind": PAGERDUTY, "dedup_key": dedup_key, "body": unkeyed})
+    intake.hand_off({"kind": PAGERDUTY, "dedup_key": dedup_key, "body": unkeyed}, group=dedup_key)
     logger.info("PagerDuty event accepted", extra={"event_action": event.action})
     return Answer(202, pagerduty.accepted(dedup_key))
 

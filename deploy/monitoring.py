@@ -39,7 +39,7 @@ def api_name(app_name: str, stage: str) -> str:
 
 def build(stage: str, app_name: str, namespace: str, functions: dict[str, str],
           table: str, queue: str, table_name: str, index_name: str,
-          intake_queue: str | None = None) -> dict[str, Any]:
+          intake_queue: str | None = None, intake_failed: str | None = None) -> dict[str, Any]:
     """`functions`: logical id -> handler name of every Lambda function; `table`, `queue`:
     logical ids of the DynamoDB table and the failed-events queue."""
     prefix = f"{app_name}-{stage}"
@@ -59,8 +59,7 @@ def build(stage: str, app_name: str, namespace: str, functions: dict[str, str],
             extended_statistic="p99", threshold=THRESHOLDS.api_p99_ms, periods=3, datapoints=2),
         "FailedEventsAlarm": _alarm(
             f"{prefix}-failed-events",
-            "An alarm event, a stream batch or an accepted alert batch failed every retry and "
-            "waits in the failed-events queue. "
+            "An alarm event failed every retry and waits in the failed-events queue. "
             "See docs/operations.md#failed-events.",
             metric=_metric("AWS/SQS", "ApproximateNumberOfMessagesVisible",
                            QueueName={"Fn::GetAtt": [queue, "QueueName"]}),
@@ -75,6 +74,14 @@ def build(stage: str, app_name: str, namespace: str, functions: dict[str, str],
             metric=_metric("AWS/SQS", "ApproximateAgeOfOldestMessage",
                            QueueName={"Fn::GetAtt": [intake_queue, "QueueName"]}),
             statistic="Maximum", threshold=INTAKE_MAX_AGE_SECONDS)
+    if intake_failed is not None:
+        alarms["IntakeFailedAlarm"] = _alarm(
+            f"{prefix}-intake-failed",
+            "An accepted alert batch or PagerDuty event failed every retry and waits in the "
+            "intake's failure queue. See docs/operations.md#intake-failed.",
+            metric=_metric("AWS/SQS", "ApproximateNumberOfMessagesVisible",
+                           QueueName={"Fn::GetAtt": [intake_failed, "QueueName"]}),
+            statistic="Maximum", threshold=0)
     for logical_id, handler in functions.items():
         for metric, slug in (("Errors", "errors"), ("Throttles", "throttles")):
             alarms[f"{logical_id}{metric}Alarm"] = _alarm(

@@ -42,6 +42,7 @@ TABLE = "IncidentTable"
 ALARM_TOPIC = "AlarmTopic"
 FAILED_EVENTS = "FailedEvents"
 INTAKE_QUEUE = "IntakeQueue"
+INTAKE_FAILED = "IntakeFailed"
 INTAKE_BUCKET = "IntakeBucket"
 INTAKE_FUNCTION = "apply_alerts"
 
@@ -176,7 +177,7 @@ def build(stage: str) -> dict[str, Any]:
     watched = monitoring.build(
         stage, load_config()["app_name"], env["METRICS_NAMESPACE"], function_ids(app),
         table=TABLE, queue=FAILED_EVENTS, table_name=env["TABLE_NAME"], index_name=STATUS_INDEX,
-        intake_queue=INTAKE_QUEUE)
+        intake_queue=INTAKE_QUEUE, intake_failed=INTAKE_FAILED)
     resources.update(watched["Resources"])
     return {
         "Resources": resources,
@@ -185,31 +186,48 @@ def build(stage: str) -> dict[str, Any]:
             "AlarmTopicArn": {"Value": {"Ref": ALARM_TOPIC}},
             "FailedEventsQueueUrl": {"Value": {"Ref": FAILED_EVENTS}},
             "IntakeQueueUrl": {"Value": {"Ref": INTAKE_QUEUE}},
+            "IntakeFailedQueueUrl": {"Value": {"Ref": INTAKE_FAILED}},
             "IntakeBucketName": {"Value": {"Ref": INTAKE_BUCKET}},
             **watched["Outputs"],
         },
     }
 
 
+def intake_name(stage: str) -> str:
+    """`incidents-<stage>-intake`: the queue's name without `.fifo`."""
+    return stage_environment(stage)["INTAKE_QUEUE"].removesuffix(".fifo")
+
+
 def intake_bucket_name(stage: str) -> dict[str, Any]:
-    """Bucket names are global: the stage's queue name and the account."""
-    return {"Fn::Sub": f"{stage_environment(stage)['INTAKE_QUEUE']}-${{AWS::AccountId}}"}
+    """Bucket names are global: the intake's name and the account."""
+    return {"Fn::Sub": f"{intake_name(stage)}-${{AWS::AccountId}}"}
 
 
 def intake_resources(stage: str, env: dict[str, str]) -> dict[str, Any]:
     """The integration routes' hand-off (docs/integrations.md#order-repeats-and-retries): the
-    queue the consumer reads, redriven to the failure queue, and the bucket for bodies that do
-    not fit a message, private, its objects expired by a lifecycle rule."""
+    FIFO queue the consumer reads, redriven to its own failure queue (a FIFO queue's must be
+    FIFO too), and the bucket for bodies that do not fit a message, private, its objects
+    expired by a lifecycle rule."""
     timeout = load_config()["stages"][stage]["lambda_functions"][INTAKE_FUNCTION]["lambda_timeout"]
     return {
         INTAKE_QUEUE: {
             "Type": "AWS::SQS::Queue",
             "Properties": {
                 "QueueName": env["INTAKE_QUEUE"],
+                "FifoQueue": True,
                 "VisibilityTimeout": timeout + 30,  # at least the consumer's timeout, as Lambda requires
                 "SqsManagedSseEnabled": True,
-                "RedrivePolicy": {"deadLetterTargetArn": {"Fn::GetAtt": [FAILED_EVENTS, "Arn"]},
+                "RedrivePolicy": {"deadLetterTargetArn": {"Fn::GetAtt": [INTAKE_FAILED, "Arn"]},
                                   "maxReceiveCount": INTAKE_RECEIVES},
+            },
+        },
+        INTAKE_FAILED: {
+            "Type": "AWS::SQS::Queue",
+            "Properties": {
+                "QueueName": f"{intake_name(stage)}-failed.fifo",
+                "FifoQueue": True,
+                "MessageRetentionPeriod": FAILED_EVENTS_RETENTION_SECONDS,
+                "SqsManagedSseEnabled": True,
             },
         },
         INTAKE_BUCKET: {

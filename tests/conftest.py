@@ -37,7 +37,7 @@ def stage_environment(stage: str = "dev") -> dict[str, str]:
 
 TABLE_NAME = stage_environment()["TABLE_NAME"]
 INTAKE_QUEUE = stage_environment()["INTAKE_QUEUE"]
-INTAKE_BUCKET = f"{INTAKE_QUEUE}-123456789012"  # as the stack names it: deploy/resources.py
+INTAKE_BUCKET = f"{INTAKE_QUEUE.removesuffix('.fifo')}-123456789012"  # as the stack names it: deploy/resources.py
 
 
 def load_payload(name: str) -> Any:
@@ -99,7 +99,7 @@ def dynamodb(aws_credentials: None, atomic_moto: None) -> Any:
 
 def create_intake() -> None:
     """The integration routes' queue and bucket, as the stack has them (moto's own account)."""
-    boto3.client("sqs").create_queue(QueueName=INTAKE_QUEUE)
+    boto3.client("sqs").create_queue(QueueName=INTAKE_QUEUE, Attributes={"FifoQueue": "true"})
     boto3.client("s3").create_bucket(Bucket=INTAKE_BUCKET,
                                      CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
 

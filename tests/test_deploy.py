@@ -395,6 +395,7 @@ def test_only_the_background_functions_may_write_their_failure_queue(stage):
         assert arns(stage, function, "sqs") == {queue}
     # The intake queue parks what its consumer keeps failing on by itself (its redrive policy).
     intake = f"arn:aws:sqs:*:*:{resources.stage_environment(stage)['INTAKE_QUEUE']}"
+    assert intake.endswith(".fifo")
     assert arns(stage, API, "sqs") == arns(stage, INTAKE_FUNCTION, "sqs") == {intake}
 
 
@@ -403,15 +404,20 @@ def test_the_intake_queue_and_bucket_are_the_ones_the_policies_name(stage):
     built = resources.build(stage)["Resources"]
     queue = built[resources.INTAKE_QUEUE]["Properties"]
     assert queue["QueueName"] == resources.stage_environment(stage)["INTAKE_QUEUE"]
-    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": [resources.FAILED_EVENTS, "Arn"]}
+    failed = built[resources.INTAKE_FAILED]["Properties"]
+    assert queue["FifoQueue"] and failed["FifoQueue"] and failed["QueueName"].endswith("-failed.fifo")
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": [resources.INTAKE_FAILED, "Arn"]}
+    watched = [a["Properties"]["Dimensions"][0]["Value"] for a in built.values()
+               if a.get("Type") == "AWS::CloudWatch::Alarm" and a["Properties"].get("Namespace") == "AWS/SQS"]
+    assert {"Fn::GetAtt": [resources.INTAKE_FAILED, "QueueName"]} in watched
     timeout = config()["stages"][stage]["lambda_functions"][INTAKE_FUNCTION]["lambda_timeout"]
     assert queue["VisibilityTimeout"] >= timeout
     bucket = built[resources.INTAKE_BUCKET]["Properties"]
-    assert bucket["BucketName"] == {"Fn::Sub": f"{queue['QueueName']}-${{AWS::AccountId}}"}
-    assert arns(stage, API, "s3") == arns(stage, INTAKE_FUNCTION, "s3") == {
-        f"arn:aws:s3:::{queue['QueueName']}-*/intake/*"}
+    name = queue["QueueName"].removesuffix(".fifo")
+    assert bucket["BucketName"] == {"Fn::Sub": f"{name}-${{AWS::AccountId}}"}
+    assert arns(stage, API, "s3") == arns(stage, INTAKE_FUNCTION, "s3") == {f"arn:aws:s3:::{name}-*/intake/*"}
     scoped = resources.account_scoped(resources.load_policy(stage, API))
-    assert {"Fn::Sub": f"arn:${{AWS::Partition}}:s3:::{queue['QueueName']}-${{AWS::AccountId}}/intake/*"} in [
+    assert {"Fn::Sub": f"arn:${{AWS::Partition}}:s3:::{name}-${{AWS::AccountId}}/intake/*"} in [
         arn for statement in scoped["Statement"] for arn in statement["Resource"]]
 
 
@@ -653,7 +659,7 @@ def test_the_packaged_stack_merges_resources_onto_what_chalice_generates(package
         if kind == "SQS":  # the intake consumer: the queue parks what keeps failing (its redrive)
             assert event["Properties"]["Queue"] == {"Fn::Sub": f"${{{resources.INTAKE_QUEUE}.Arn}}"}
             assert template[resources.INTAKE_QUEUE]["Properties"]["RedrivePolicy"]["deadLetterTargetArn"] == \
-                failed_events
+                {"Fn::GetAtt": [resources.INTAKE_FAILED, "Arn"]}
             continue
         destination = function["Properties"]["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]
         assert destination == {"Type": "SQS", "Destination": failed_events}
