@@ -325,3 +325,15 @@ def test_in_lambda_the_integration_keys_come_from_the_stages_ssm_parameter(api, 
         assert send(api, event("trigger", routing_key="wrong")).status_code == 400
     finally:
         secrets.clear_cache()
+
+
+def test_a_keys_events_share_one_fifo_group_so_a_resolve_is_never_applied_before_its_trigger(api):
+    import boto3
+
+    for body in (event("trigger"), event("resolve"), event("trigger", dedup_key="another-key")):
+        assert api.post("/v2/enqueue", body, key=None).status_code == 202
+    messages = boto3.client("sqs").receive_message(
+        QueueUrl=os.environ["INTAKE_QUEUE_URL"], MaxNumberOfMessages=10,
+        MessageSystemAttributeNames=["MessageGroupId"])["Messages"]
+    groups = [message["Attributes"]["MessageGroupId"] for message in messages]
+    assert len(groups) == 3 and groups[0] == groups[1] != groups[2]
