@@ -67,7 +67,10 @@ def run_consumer(sqs: Any, url: str, queue: str, handle: Callable[[dict[str, Any
             except Exception as error:
                 logger.warning("accepted alerts not applied yet, will retry: %s", error)
                 continue
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+            try:
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+            except Exception as error:  # applied: a redelivery changes nothing twice
+                logger.warning("applied message not deleted, it will be delivered again: %s", error)
 
 
 def start(stop: threading.Event) -> threading.Thread:
