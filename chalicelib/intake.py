@@ -36,8 +36,11 @@ class Intake:
     def from_environment(cls) -> "Intake":
         """INTAKE_QUEUE_URL and INTAKE_BUCKET: the stack's queue and bucket (deploy/resources.py);
         locally botocore's AWS_ENDPOINT_URL_SQS / _S3 point the clients at the embedded AWS."""
-        return cls(aws.client("sqs", BOTO_CONFIG), aws.client("s3", BOTO_CONFIG),
-                   os.environ["INTAKE_QUEUE_URL"], os.environ["INTAKE_BUCKET"])
+        queue_url, bucket = os.environ.get("INTAKE_QUEUE_URL"), os.environ.get("INTAKE_BUCKET")
+        if not queue_url or not bucket:  # a deployment without the stack's intake: 503, never a 500
+            logger.error("INTAKE_QUEUE_URL or INTAKE_BUCKET is not set: the integrations cannot hand off")
+            raise Unavailable("the intake queue is not configured")
+        return cls(aws.client("sqs", BOTO_CONFIG), aws.client("s3", BOTO_CONFIG), queue_url, bucket)
 
     def hand_off(self, message: dict[str, Any], group: str | None = None) -> None:
         """Stored durably, or Unavailable: two calls at most, whatever the message holds. The

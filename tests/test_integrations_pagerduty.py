@@ -337,3 +337,12 @@ def test_a_keys_events_share_one_fifo_group_so_a_resolve_is_never_applied_before
         MessageSystemAttributeNames=["MessageGroupId"])["Messages"]
     groups = [message["Attributes"]["MessageGroupId"] for message in messages]
     assert len(groups) == 3 and groups[0] == groups[1] != groups[2]
+
+
+def test_without_the_intake_configured_an_event_is_503_not_a_500(api, monkeypatch):
+    from chalicelib.intake import default_intake
+
+    monkeypatch.delenv("INTAKE_QUEUE_URL")
+    default_intake.cache_clear()
+    response = api.post("/v2/enqueue", event("trigger"), key=None)
+    assert response.status_code == 503 and response.headers["Retry-After"] == "1"
