@@ -132,7 +132,9 @@ class _Prefetched:
     the alert that owns them writes: then (and on a retry after a lost race) they are read
     again, so a later alert of the same key in the batch sees what the earlier one wrote."""
 
-    _READS = frozenset({"get_incident", "get_incident_item", "history_upto", "history_page", "allocate_id"})
+    # Calls that change neither record (allocate_id writes only the id counter); any other write
+    # may, so the current alert's records are read afresh after it.
+    _KEEPING = frozenset({"get_incident", "get_incident_item", "history_upto", "history_page", "allocate_id"})
 
     def __init__(self, store: Store, dedup: dict[str, Any], once: dict[str, Any]) -> None:
         self._store, self._dedup, self._once = store, dedup, once
@@ -149,7 +151,7 @@ class _Prefetched:
 
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self._store, name)
-        if name in self._READS or not callable(attribute):
+        if name in self._KEEPING or not callable(attribute):
             return attribute
 
         def writing(*args: Any, **kwargs: Any) -> Any:
