@@ -405,3 +405,11 @@ def test_a_repeat_after_its_once_record_expired_is_still_stale_by_its_time(api, 
     again = deliver(api, body("alertmanager_firing"))
     assert again.outcomes == ["stale", "stale"]
     assert all(i["occurrences"] == 1 for i in incidents(api).values())
+
+
+def test_one_batch_firing_then_resolving_the_same_alert_ends_resolved_read_afresh_after_the_open(api):
+    firing, resolved = body("alertmanager_firing"), body("alertmanager_resolved")
+    batch = {**firing, "alerts": [firing["alerts"][0], resolved["alerts"][0]]}
+    assert deliver(api, batch).outcomes == ["applied", "applied"]
+    incident = incidents(api)[PROBE_1]
+    assert [h["status"] for h in incident["history"]] == ["new", "resolved"]
