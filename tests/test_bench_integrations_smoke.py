@@ -23,7 +23,7 @@ def costs() -> Any:
         os.environ.update(saved_env)
         sys.path[:] = saved_path
         # tests/test_bench_smoke.py imports these afresh, with their fake AWS settings.
-        for name in ("integration_counts", "dynamo_counts", "benchenv"):
+        for name in ("integration_counts", "dynamo_counts", "storm_counts", "benchenv"):
             sys.modules.pop(name, None)
 
 

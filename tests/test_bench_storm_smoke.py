@@ -15,6 +15,8 @@ from conftest import ROOT
 def storm() -> Any:
     saved_env, saved_path = dict(os.environ), list(sys.path)
     sys.path.insert(0, str(ROOT / "bench"))
+    for name in ("storm_counts", "benchenv"):  # imported afresh: their fake AWS settings are set at import
+        sys.modules.pop(name, None)
     try:
         import storm_counts
 
