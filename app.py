@@ -408,11 +408,12 @@ INTEGRATION_MAX_BODY_BYTES = 512 * 1024
 
 @app.route("/v2/enqueue", methods=["POST"], content_types=ANY_CONTENT)
 def pagerduty_enqueue() -> Response:
-    from chalicelib import integrations
+    from chalicelib import intake, integrations
 
     request = app.current_request
     try:
-        answer = integrations.enqueue(default_store(), request.raw_body, request.headers.get("content-type"),
+        answer = integrations.enqueue(intake.default_intake(), request.raw_body,
+                                      request.headers.get("content-type"),
                                       auth.configured_integration_keys(), INTEGRATION_MAX_BODY_BYTES)
     except Unavailable:
         return _unavailable()
@@ -424,7 +425,7 @@ def pagerduty_enqueue() -> Response:
 @app.route("/alertmanager", methods=["POST"], content_types=ANY_CONTENT)
 @http_errors
 def alertmanager_webhook() -> Response:
-    from chalicelib import alertmanager, integrations
+    from chalicelib import alertmanager, intake, integrations
 
     request = app.current_request
     presented = auth.bearer_token(request.headers.get("authorization")) or request.headers.get("x-api-key")
@@ -440,8 +441,21 @@ def alertmanager_webhook() -> Response:
         batch = alertmanager.parse_batch(body)
     except alertmanager.MalformedBatch as error:
         raise BadRequestError(str(error))
-    result = integrations.ingest_batch(default_store(), batch)
-    return _json({"status": "success", "outcomes": result.outcomes})
+    return _json(integrations.accept_batch(intake.default_intake(), body, batch))
+
+
+# Deployed, INTAKE_QUEUE names the stack's queue (deploy/resources.py); locally scripts/local_intake.py.
+INTAKE_QUEUE = os.environ.get("INTAKE_QUEUE", "incidents-intake")
+
+
+@app.on_sqs_message(queue=INTAKE_QUEUE, batch_size=1)
+def apply_alerts(event: Any) -> None:
+    """What the integration routes accepted. A failure raises: SQS delivers the message again
+    (the once-keys skip what was applied), then parks it in the failure queue."""
+    from chalicelib import intake, integrations
+
+    for record in event:
+        integrations.apply_message(default_store(), intake.default_intake().read(record.body))
 
 
 # --- On call: teams, rotations, overrides (chalicelib/oncall/, docs/oncall.md) ---

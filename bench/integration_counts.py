@@ -3,7 +3,8 @@
 The same counting as dynamo_counts.py (botocore `after-call` on the boto3 session, moto
 in-process, the same seeded table), over HTTP through `chalice.test.Client(app)`:
 
-- a 100-alert Alertmanager batch: new (opens 100 incidents), repeat (the same batch again),
+- a 100-alert Alertmanager batch, as the intake consumer applies it (the request itself makes
+  no DynamoDB call: bench/storm_counts.py): new (opens 100 incidents), repeat (the same batch again),
   new occurrence (the same alerts with a later startsAt), resolve (endsAt set);
 - PagerDuty Events API v2: a trigger that opens, a trigger for the open incident, an
   acknowledge, a resolve.
@@ -86,7 +87,8 @@ def run_integrations(http: Http, recorder: CallRecorder) -> dict[str, Cost]:
                            " + ".join(f"{n}×{op}" for op, n in kinds.items()))
 
     def alertmanager(body: dict[str, Any], expect: str) -> None:
-        outcomes = http.request("POST", "/alertmanager", body).json_body["outcomes"]
+        http.request("POST", "/alertmanager", body)
+        outcomes = applied()
         if outcomes != [expect] * BATCH:
             raise RuntimeError(f"expected {BATCH}× {expect}, got {sorted(set(outcomes))}")
 
@@ -100,8 +102,24 @@ def run_integrations(http: Http, recorder: CallRecorder) -> dict[str, Cost]:
                          ("pagerduty: trigger (open: +1)", "trigger"),
                          ("pagerduty: acknowledge", "acknowledge"),
                          ("pagerduty: resolve", "resolve")):
-        measured(name, 1, lambda a=action: http.request("POST", "/v2/enqueue", _pagerduty(a), expect=202))
+        measured(name, 1, lambda a=action: (http.request("POST", "/v2/enqueue", _pagerduty(a), expect=202),
+                                            applied()))
     return costs
+
+
+def applied() -> list[str]:
+    """What the requests handed off, applied as the intake consumer does: the outcomes."""
+    from chalicelib import integrations
+    from chalicelib.intake import default_intake
+    from chalicelib.store import default_store
+
+    sqs, outcomes = boto3.client("sqs"), []
+    while messages := sqs.receive_message(QueueUrl=default_intake().queue_url,
+                                          MaxNumberOfMessages=10).get("Messages", []):
+        for message in messages:
+            outcomes += integrations.apply_message(default_store(), default_intake().read(message["Body"]))
+            sqs.delete_message(QueueUrl=default_intake().queue_url, ReceiptHandle=message["ReceiptHandle"])
+    return outcomes
 
 
 def seed(table: Any, size: int) -> dict[str, int]:
@@ -139,6 +157,12 @@ def measure_size(size: int, *, log: Callable[[str], None] = lambda _: None) -> d
         recorder = CallRecorder()
         new_client_session(recorder)
         create_table(boto3.client("dynamodb"), TABLE_NAME)
+        from chalicelib.intake import default_intake
+        from storm_counts import BUCKET, QUEUE  # the intake's queue and bucket, and their settings
+
+        boto3.client("sqs").create_queue(QueueName=QUEUE, Attributes={"FifoQueue": "true"})
+        boto3.client("s3").create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+        default_intake.cache_clear()
         store = new_store(recorder)
         writer = boto3.resource("dynamodb", config=Config(parameter_validation=False))
         seeded = seed(writer.Table(store.table_name), size)

@@ -2,7 +2,7 @@
 `make run` at 0, 10k and 100k stored incidents.
 
     .venv/bin/python bench/run.py [--sizes 1000,10000,100000] [--runs 10] [--warm-n 200]
-                                  [--only counts,notify,stats,oncall,integrations,cold,warm,package,local]
+                                  [--only counts,notify,stats,oncall,integrations,storm,cold,warm,package,local]
                                   [--local-n 100]
 
 Prints tables and PASS/FAIL against the targets; exits 0 whatever the targets say (it is a
@@ -277,6 +277,33 @@ def part_integrations(sizes: list[int], targets: list) -> None:
                     f"{short(ends[-1])} (constant, not growing with the table)", flat, ""))
 
 
+def part_storm(targets: list) -> None:
+    """Issue 25: an alert storm. The integration routes hand the request off in O(1) calls; the
+    intake consumer applies the alerts (bench/storm_counts.py)."""
+    from storm_counts import STORM_REQUESTS, measure
+
+    say("## 1c. Alert storm: the request hands off, the intake consumer applies (moto: DynamoDB, SQS, S3)")
+    result = measure(log=say)
+    big, storm = result["big"], result["storm"]
+    say()
+    targets.append((f"storm: a {big['bytes'] / 1024:.0f} KiB Alertmanager batch ({big['alerts']:,} alerts) is "
+                    f"answered with {len(big['request_calls'])} DynamoDB/SQS/S3 calls (≤ 5) in "
+                    f"{big['request_ms_128']:.0f} ms scaled to 128 MB (< 5000; {big['cpu_ms']:.0f} ms of CPU here), "
+                    f"and every alert is applied",
+                    big["alerts"] >= 3000 and len(big["request_calls"]) <= 5 and big["request_ms_128"] < 5000
+                    and big["all_applied"], ""))
+    targets.append((f"storm: PagerDuty /v2/enqueue answers with {len(big['pagerduty_calls'])} calls (≤ 5) in "
+                    f"{big['pagerduty_ms_128']:.0f} ms scaled to 128 MB, and the event is applied",
+                    len(big["pagerduty_calls"]) <= 5 and big["pagerduty_ms_128"] < 5000 and big["pagerduty_applied"], ""))
+    worst = max(storm["messages_per_minute"].values(), default=0)
+    targets.append((f"storm: {storm['alerts']:,} alerts over {STORM_REQUESTS} requests all applied once "
+                    f"({dict(storm['outcomes'])}), every incident in its last alert's state "
+                    f"({storm['wrong']} wrong), {storm['dynamodb_per_alert']:.2f} DynamoDB calls per alert (≤ 3), "
+                    f"at most {worst} messages to the group a simulated minute (≤ 20)",
+                    storm["all_applied"] and storm["states_right"] and storm["dynamodb_per_alert"] <= 3
+                    and worst <= 20, ""))
+
+
 @contextlib.contextmanager
 def embedded_dynamodb() -> Iterator[str]:
     """The embedded DynamoDB of `make run` (localaws/: moto with DynamoDB's costs) on a free
@@ -484,7 +511,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=10, help="cold start runs per side (default 10)")
     parser.add_argument("--warm-n", type=int, default=200, help="warm requests per kind (default 200)")
     parser.add_argument("--local-n", type=int, default=100, help="make run requests per kind and size (default 100)")
-    parser.add_argument("--only", default="counts,notify,stats,oncall,integrations,cold,warm,package,local")
+    parser.add_argument("--only", default="counts,notify,stats,oncall,integrations,storm,cold,warm,package,local")
     args = parser.parse_args(argv)
     sizes = sorted(int(s) for s in args.sizes.split(",") if s.strip())
     parts = set(args.only.split(","))
@@ -499,6 +526,7 @@ def main(argv: list[str] | None = None) -> int:
                       ("stats", lambda: part_stats(sizes, targets)),
                       ("oncall", lambda: part_oncall(sizes, targets)),
                       ("integrations", lambda: part_integrations(sizes, targets)),
+                      ("storm", lambda: part_storm(targets)),
                       ("cold", lambda: part_cold(args.runs, targets)),
                       ("warm", lambda: part_warm(args.warm_n, targets)),
                       ("package", lambda: part_package(targets)),

@@ -16,7 +16,7 @@ from typing import Any
 import botocore.loaders
 import botocore.session
 
-SERVICES = ("dynamodb", "ssm")  # the clients this service makes
+SERVICES = ("dynamodb", "ssm", "sqs", "s3")  # the clients this service makes
 
 _lock = threading.Lock()
 

@@ -36,6 +36,9 @@ INCIDENT_SK = "incident"
 ENTRY_PREFIX = "history#"
 # On a history entry copied from another table (scripts/migrate_v1_to_v2.py): not news.
 COPIED_FROM = "copied_from"
+BATCH_GET_MAX_KEYS = 100  # DynamoDB's limit per BatchGetItem
+BATCH_GET_ATTEMPTS = 6
+BATCH_GET_BACKOFF_SECONDS = 0.05
 
 
 def _index(name: str, hash_key: str, range_key: str) -> dict[str, Any]:
@@ -289,6 +292,44 @@ class Store:
         if int(record[TTL_ATTRIBUTE]) < time.time():
             return None  # TTL deletion lags; an expired record counts as absent
         return _once_from_item(record)
+
+    @_translating_errors
+    def records(self, dedup_keys: list[str], once_keys: list[str]
+                ) -> tuple[dict[str, DedupRecord | None], dict[str, dict[str, Any] | None]]:
+        """The dedup and once-records of a whole batch in one BatchGetItem per 100 keys (None:
+        absent or expired), where `dedup_record` and `once_record` cost a GetItem each."""
+        wanted = [*(_dedup_key(k) for k in dict.fromkeys(dedup_keys)),
+                  *(_once_key(k) for k in dict.fromkeys(once_keys))]
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(wanted), BATCH_GET_MAX_KEYS):
+            for item in self._batch_get([_key(key) for key in wanted[start:start + BATCH_GET_MAX_KEYS]]):
+                plain = _plain(item)
+                found[plain["pk"]] = plain
+        dedup = {}
+        for key in dedup_keys:
+            item = found.get(_dedup_key(key)["pk"])
+            dedup[key] = _dedup_from_item(item) if item else None
+        once = {}
+        for key in once_keys:
+            item = found.get(_once_key(key)["pk"])
+            # TTL deletion lags; an expired record counts as absent
+            once[key] = _once_from_item(item) if item and int(item[TTL_ATTRIBUTE]) >= time.time() else None
+        return dedup, once
+
+    def _batch_get(self, keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Keys DynamoDB leaves unprocessed (throttling) are asked again, with backoff; still
+        left after the retries: Unavailable, as a throttled call past its retries is."""
+        items: list[dict[str, Any]] = []
+        request = {self.table_name: {"Keys": keys, "ConsistentRead": True}}
+        for attempt in range(BATCH_GET_ATTEMPTS):
+            if attempt:
+                time.sleep(min(BATCH_GET_BACKOFF_SECONDS * 2 ** attempt, 1.0))
+            response = self._client.batch_get_item(RequestItems=request)
+            items.extend(response.get("Responses", {}).get(self.table_name, []))
+            request = response.get("UnprocessedKeys") or {}
+            if not request:
+                return items
+        raise Unavailable(f"DynamoDB left {len(request[self.table_name]['Keys'])} keys unread; try again")
 
     @_translating_errors
     def newest(

@@ -39,18 +39,25 @@ def calls_for(service: str, operation: str, params: dict[str, Any]) -> set[tuple
             (f"dynamodb:{_TRANSACT_ITEM_ACTIONS[kind]}", f"table/{body['TableName']}")
             for item in params.get("TransactItems", []) for kind, body in item.items()
         }
+    if service == "dynamodb" and operation == "BatchGetItem":
+        return {(f"dynamodb:{operation}", f"table/{name}") for name in params.get("RequestItems", {})}
     if service == "dynamodb" and "TableName" in params:
         index = f"/index/{params['IndexName']}" if params.get("IndexName") else ""
         return {(f"dynamodb:{operation}", f"table/{params['TableName']}{index}")}
     if service == "ssm" and "Name" in params:
         return {(f"ssm:{operation}", f"parameter{params['Name']}")}
+    if service == "sqs" and "QueueUrl" in params:
+        return {(f"sqs:{operation}", params["QueueUrl"].rstrip("/").rsplit("/", 1)[-1])}
+    if service == "s3" and "Bucket" in params:
+        return {(f"s3:{operation}", f"{params['Bucket']}/{params.get('Key', '')}")}
     return {(f"{service}:{operation}", "*")}
 
 
 def grants(policy: dict[str, Any], action: str, resource: str) -> bool:
     """Whether the policy allows `action` on `resource` (as calls_for names it) in any account and region."""
     service = action.split(":", 1)[0]
-    arn = f"arn:aws:{service}:eu-west-1:123456789012:{resource}"
+    # An S3 ARN names neither region nor account.
+    arn = f"arn:aws:s3:::{resource}" if service == "s3" else f"arn:aws:{service}:eu-west-1:123456789012:{resource}"
     for statement in policy["Statement"]:
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
         arns = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]

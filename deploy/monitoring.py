@@ -28,6 +28,9 @@ class Thresholds:
 THRESHOLDS = Thresholds()
 
 
+INTAKE_MAX_AGE_SECONDS = 60  # the contract: every accepted alert applied within a minute
+
+
 def api_name(app_name: str, stage: str) -> str:
     """The REST API's name (its OpenAPI title), the ApiName dimension of its metrics: one per stage,
     so that dev and prod in one account do not share metrics."""
@@ -35,7 +38,8 @@ def api_name(app_name: str, stage: str) -> str:
 
 
 def build(stage: str, app_name: str, namespace: str, functions: dict[str, str],
-          table: str, queue: str, table_name: str, index_name: str) -> dict[str, Any]:
+          table: str, queue: str, table_name: str, index_name: str,
+          intake_queue: str | None = None, intake_failed: str | None = None) -> dict[str, Any]:
     """`functions`: logical id -> handler name of every Lambda function; `table`, `queue`:
     logical ids of the DynamoDB table and the failed-events queue."""
     prefix = f"{app_name}-{stage}"
@@ -62,6 +66,22 @@ def build(stage: str, app_name: str, namespace: str, functions: dict[str, str],
             statistic="Maximum", threshold=0),
         "TableThrottledAlarm": _throttle_alarm(prefix, table, index_name),
     }
+    if intake_queue is not None:
+        alarms["IntakeBacklogAlarm"] = _alarm(
+            f"{prefix}-intake-backlog",
+            f"Accepted alerts waited more than {INTAKE_MAX_AGE_SECONDS} s to be applied. "
+            "See docs/operations.md#intake-backlog.",
+            metric=_metric("AWS/SQS", "ApproximateAgeOfOldestMessage",
+                           QueueName={"Fn::GetAtt": [intake_queue, "QueueName"]}),
+            statistic="Maximum", threshold=INTAKE_MAX_AGE_SECONDS)
+    if intake_failed is not None:
+        alarms["IntakeFailedAlarm"] = _alarm(
+            f"{prefix}-intake-failed",
+            "An accepted alert batch or PagerDuty event failed every retry and waits in the "
+            "intake's failure queue. See docs/operations.md#intake-failed.",
+            metric=_metric("AWS/SQS", "ApproximateNumberOfMessagesVisible",
+                           QueueName={"Fn::GetAtt": [intake_failed, "QueueName"]}),
+            statistic="Maximum", threshold=0)
     for logical_id, handler in functions.items():
         for metric, slug in (("Errors", "errors"), ("Throttles", "throttles")):
             alarms[f"{logical_id}{metric}Alarm"] = _alarm(

@@ -41,6 +41,10 @@ API_FUNCTION = "api_handler"
 TABLE = "IncidentTable"
 ALARM_TOPIC = "AlarmTopic"
 FAILED_EVENTS = "FailedEvents"
+INTAKE_QUEUE = "IntakeQueue"
+INTAKE_FAILED = "IntakeFailed"
+INTAKE_BUCKET = "IntakeBucket"
+INTAKE_FUNCTION = "apply_alerts"
 
 # A failed async invocation (SNS, EventBridge) is retried by Lambda this often, then parked.
 EVENT_RETRIES = 2
@@ -48,6 +52,10 @@ EVENT_MAX_AGE_SECONDS = 6 * 3600
 # A stream batch that keeps failing (Telegram down) is retried this often, then parked.
 STREAM_RETRIES = 20
 FAILED_EVENTS_RETENTION_SECONDS = 14 * 24 * 3600
+# An accepted batch the consumer keeps failing on is delivered this often, then parked in the
+# failure queue; its S3 object outlives the failure queue's retention, so a parked one can be replayed.
+INTAKE_RECEIVES = 5
+INTAKE_OBJECT_DAYS = 15
 
 
 @dataclass(frozen=True)
@@ -146,6 +154,7 @@ def build(stage: str) -> dict[str, Any]:
                 "SqsManagedSseEnabled": True,
             },
         },
+        **intake_resources(stage, env),
         REST_API: {
             "Properties": {
                 # The API's name, the ApiName dimension of its metrics: one per stage.
@@ -161,12 +170,14 @@ def build(stage: str) -> dict[str, Any]:
     }
     app = _load_app(env)
     resources.update(_functions(stage, env, app))
+    _merge(resources, _intake_wiring(app))
     if settings.snap_start:
         _merge(resources, _snap_start(app))
     # Alarms on the service itself, the operations topic they notify, the dashboard.
     watched = monitoring.build(
         stage, load_config()["app_name"], env["METRICS_NAMESPACE"], function_ids(app),
-        table=TABLE, queue=FAILED_EVENTS, table_name=env["TABLE_NAME"], index_name=STATUS_INDEX)
+        table=TABLE, queue=FAILED_EVENTS, table_name=env["TABLE_NAME"], index_name=STATUS_INDEX,
+        intake_queue=INTAKE_QUEUE, intake_failed=INTAKE_FAILED)
     resources.update(watched["Resources"])
     return {
         "Resources": resources,
@@ -174,9 +185,85 @@ def build(stage: str) -> dict[str, Any]:
             "TableName": {"Value": {"Ref": TABLE}},
             "AlarmTopicArn": {"Value": {"Ref": ALARM_TOPIC}},
             "FailedEventsQueueUrl": {"Value": {"Ref": FAILED_EVENTS}},
+            "IntakeQueueUrl": {"Value": {"Ref": INTAKE_QUEUE}},
+            "IntakeFailedQueueUrl": {"Value": {"Ref": INTAKE_FAILED}},
+            "IntakeBucketName": {"Value": {"Ref": INTAKE_BUCKET}},
             **watched["Outputs"],
         },
     }
+
+
+def intake_name(stage: str) -> str:
+    """`incidents-<stage>-intake`: the queue's name without `.fifo`."""
+    return stage_environment(stage)["INTAKE_QUEUE"].removesuffix(".fifo")
+
+
+def intake_bucket_name(stage: str) -> dict[str, Any]:
+    """Bucket names are global: the intake's name and the account."""
+    return {"Fn::Sub": f"{intake_name(stage)}-${{AWS::AccountId}}"}
+
+
+def intake_resources(stage: str, env: dict[str, str]) -> dict[str, Any]:
+    """The integration routes' hand-off (docs/integrations.md#order-repeats-and-retries): the
+    FIFO queue the consumer reads, redriven to its own failure queue (a FIFO queue's must be
+    FIFO too), and the bucket for bodies that do not fit a message, private, its objects
+    expired by a lifecycle rule."""
+    timeout = load_config()["stages"][stage]["lambda_functions"][INTAKE_FUNCTION]["lambda_timeout"]
+    return {
+        INTAKE_QUEUE: {
+            "Type": "AWS::SQS::Queue",
+            "Properties": {
+                "QueueName": env["INTAKE_QUEUE"],
+                "FifoQueue": True,
+                "VisibilityTimeout": timeout + 30,  # at least the consumer's timeout, as Lambda requires
+                "SqsManagedSseEnabled": True,
+                "RedrivePolicy": {"deadLetterTargetArn": {"Fn::GetAtt": [INTAKE_FAILED, "Arn"]},
+                                  "maxReceiveCount": INTAKE_RECEIVES},
+            },
+        },
+        INTAKE_FAILED: {
+            "Type": "AWS::SQS::Queue",
+            "Properties": {
+                "QueueName": f"{intake_name(stage)}-failed.fifo",
+                "FifoQueue": True,
+                "MessageRetentionPeriod": FAILED_EVENTS_RETENTION_SECONDS,
+                "SqsManagedSseEnabled": True,
+            },
+        },
+        INTAKE_BUCKET: {
+            "Type": "AWS::S3::Bucket",
+            "Properties": {
+                "BucketName": intake_bucket_name(stage),
+                "PublicAccessBlockConfiguration": {
+                    "BlockPublicAcls": True, "BlockPublicPolicy": True,
+                    "IgnorePublicAcls": True, "RestrictPublicBuckets": True},
+                "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
+                "LifecycleConfiguration": {"Rules": [{
+                    "Id": "expire-intake", "Status": "Enabled", "Prefix": "intake/",
+                    "ExpirationInDays": INTAKE_OBJECT_DAYS}]},
+            },
+        },
+    }
+
+
+def _intake_wiring(app: Any) -> dict[str, Any]:
+    """The queue's URL and the bucket's name into the two functions that use them, and the
+    consumer's event source onto the queue resource (so it is created first)."""
+    from chalice.app import SQSEventConfig
+    from chalice.utils import to_cfn_resource_name
+
+    variables = {"Environment": {"Variables": {"INTAKE_QUEUE_URL": {"Ref": INTAKE_QUEUE},
+                                               "INTAKE_BUCKET": {"Ref": INTAKE_BUCKET}}}}
+    wired: dict[str, Any] = {"APIHandler": {"Properties": copy.deepcopy(variables)}}
+    for source in app.event_sources:
+        if isinstance(source, SQSEventConfig):
+            event_name = to_cfn_resource_name(f"{source.name}-sqs-event-source")
+            wired[to_cfn_resource_name(source.name)] = {"Properties": {
+                **copy.deepcopy(variables),
+                # Merged key by key onto Chalice's {"Fn::Sub": "arn:…:<queue name>"}: same ARN, plus the dependency.
+                "Events": {event_name: {"Properties": {"Queue": {"Fn::Sub": f"${{{INTAKE_QUEUE}.Arn}}"}}}},
+            }}
+    return wired
 
 
 def function_ids(app: Any) -> dict[str, str]:
@@ -202,6 +289,10 @@ def account_scoped(policy: dict[str, Any]) -> dict[str, Any]:
 
 
 def _scoped_arn(arn: str) -> Any:
+    bucket = re.fullmatch(r"arn:aws:s3:::([a-z0-9.-]+)-\*(/.*)?", arn)
+    if bucket is not None:  # the stage's bucket, named for its account (intake_bucket_name)
+        name, objects = bucket.groups()
+        return {"Fn::Sub": f"arn:${{AWS::Partition}}:s3:::{name}-${{AWS::AccountId}}{objects or ''}"}
     match = re.fullmatch(r"arn:aws:([a-z0-9-]+):\*:\*:(.+)", arn)
     if match is None:
         return arn

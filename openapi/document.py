@@ -683,15 +683,13 @@ def _integration_schemas() -> dict[str, Any]:
         },
         "AlertmanagerAnswer": {
             "type": "object",
-            "required": ["status", "outcomes"],
+            "required": ["status", "accepted"],
             "properties": {
                 "status": {"const": "success"},
-                "outcomes": {"type": "array", "items": {
-                    "enum": ["applied", "duplicate", "stale", "skipped"]},
-                    "description": "Per alert, in order: `applied` (opened, counted or resolved, or "
-                                   "nothing was open to resolve), `duplicate` (this alert, status and "
-                                   "time were stored already), `stale` (older than the last event "
-                                   "applied for the alert, or a repeat of it), `skipped` (logged)."},
+                "accepted": {"type": "integer", "minimum": 0,
+                             "description": "How many alerts the batch held: all of them are handed off "
+                                            "durably and applied a moment later, each in the order of its "
+                                            "`startsAt`/`endsAt`; what each did is in the incidents."},
             },
         },
     }
@@ -709,12 +707,15 @@ def _integration_paths() -> dict[str, Any]:
                                "`trigger` opens a `monitoring` incident (dedup_key `pagerduty:<dedup_key>`) "
                                "or counts an occurrence on the open one and raises its severity; "
                                "`acknowledge` moves the open one to `in_progress`; `resolve` to "
-                               "`resolved`; with none open, both change nothing.",
+                               "`resolved`; with none open, both change nothing. The event is "
+                               "handed off durably and applied a moment later (a key's events in the "
+                               "order they were accepted); 503 when the hand-off failed.",
                 "tags": ["integrations"],
                 "security": [],
                 "requestBody": {"required": True, "content": _json(_ref("schemas", "PagerDutyEvent"))},
                 "responses": {
-                    "202": {"description": "Processed.", "content": _json(_ref("schemas", "PagerDutyAccepted"))},
+                    "202": {"description": "Accepted: applied a moment later.",
+                            "content": _json(_ref("schemas", "PagerDutyAccepted"))},
                     "400": {"description": "Invalid event, a wrong or missing `routing_key` included "
                                            "(nothing is stored); `errors` lists every problem.",
                             "content": _json(_ref("schemas", "PagerDutyInvalid"))},
@@ -729,13 +730,15 @@ def _integration_paths() -> dict[str, Any]:
                 "description": "One incident per alert fingerprint (dedup_key `alertmanager:<fingerprint>`). "
                                "Events apply in the order of `startsAt` (firing) and `endsAt` (resolved): "
                                "a repeat of the same firing alert or a late event changes nothing. "
-                               "503 when the store failed: Alertmanager sends the batch again, and what "
-                               "was stored before the failure is not stored twice.",
+                               "The request validates the whole batch and hands it off durably "
+                               "(O(1) work whatever it holds); the alerts are applied a moment later, "
+                               "retried on failure. 503 when the hand-off failed: Alertmanager sends "
+                               "the batch again, and no alert is applied twice.",
                 "tags": ["integrations"],
                 "security": [{"BearerApiKey": []}, {"ApiKey": []}],
                 "requestBody": {"required": True, "content": _json(_ref("schemas", "AlertmanagerBatch"))},
                 "responses": {
-                    "200": {"description": "Every alert was stored.",
+                    "200": {"description": "The batch is accepted: every alert will be applied.",
                             "content": _json(_ref("schemas", "AlertmanagerAnswer"))},
                     "400": _error_response("Not an Alertmanager or Grafana body: no `alerts` list of alert "
                                            "objects, an unknown `status`, a time that is not RFC 3339, "

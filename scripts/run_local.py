@@ -10,7 +10,8 @@ After the banner (for you: URL, API key), every line is one JSON object, as in L
 app's own log lines and EMF metrics pass through as they are, and what `chalice local` itself
 prints as text (its access log, a traceback) is wrapped into one JSON line each. Beside
 `chalice local`, this process reads the embedded table's change stream and runs the
-notification handler and its schedules, as Lambda would (scripts/local_stream.py).
+notification handler and its schedules, and the intake queue's consumer (what the integration
+routes accepted), as Lambda would (scripts/local_stream.py, scripts/local_intake.py).
 """
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 from chalicelib.auth import parse_api_keys, writable_key  # noqa: E402
 from chalicelib.logs import iso_timestamp  # noqa: E402
 from chalicelib.store import TABLE_DEFINITION, create_table  # noqa: E402
+import local_intake  # noqa: E402
 import local_stream  # noqa: E402
 
 # A key that may change things, and a read-only one named dashboard (docs/security.md).
@@ -88,6 +90,11 @@ def local_environment(moto_port: int) -> dict[str, str]:
         AWS_ACCESS_KEY_ID="local",
         AWS_SECRET_ACCESS_KEY="local",
         AWS_ENDPOINT_URL_DYNAMODB=f"http://127.0.0.1:{moto_port}",
+        # The integration routes' hand-off, on the same embedded server (scripts/local_intake.py).
+        AWS_ENDPOINT_URL_SQS=f"http://127.0.0.1:{moto_port}",
+        AWS_ENDPOINT_URL_S3=f"http://127.0.0.1:{moto_port}",
+        INTAKE_QUEUE_URL=local_intake.queue_url(f"http://127.0.0.1:{moto_port}", stage_environment()["INTAKE_QUEUE"]),
+        INTAKE_BUCKET=local_intake.bucket_name(stage_environment()["INTAKE_QUEUE"]),
         API_KEYS=env.get("API_KEYS") or DEFAULT_API_KEYS,
         # Set here so that nothing local ever asks SSM (the stage names a parameter for Lambda).
         TELEGRAM_SECRET_TOKEN=env.get("TELEGRAM_SECRET_TOKEN") or DEFAULT_TELEGRAM_SECRET,
@@ -110,8 +117,13 @@ def notifier_environment(env: dict[str, str], table: str) -> dict[str, str]:
 
 
 def dynamodb_client(env: dict[str, str]) -> Any:
+    return aws_client("dynamodb", env)
+
+
+def aws_client(service: str, env: dict[str, str]) -> Any:
+    """A client of the embedded server (one port serves DynamoDB, SQS and S3)."""
     return boto3.client(
-        "dynamodb",
+        service,
         endpoint_url=env["AWS_ENDPOINT_URL_DYNAMODB"],
         region_name=env["AWS_DEFAULT_REGION"],
         aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
@@ -323,9 +335,12 @@ def main() -> int:
         chalice = start_chalice(port, env)  # its start-up overlaps the loading of the kept items
         moto = start_dynamodb(moto_port, state)
         table = stage_table_name()
+        # The queue first: /health answers once the table does, and then the queue is there too.
+        local_intake.ensure_intake(aws_client("sqs", env), aws_client("s3", env), stage_environment()["INTAKE_QUEUE"])
         ensure_table(dynamodb_client(env), table)
         wait_until_serving(chalice, port)
         local_stream.start(notifier_environment(env, table), stop_notifier)
+        local_intake.start(stop_notifier)
         api_key = writable_key(env["API_KEYS"]) or "(none that may write: every key is :read)"
         read_only = [key for key in parse_api_keys(env["API_KEYS"]) if key.read_only]
         telegram = stage_environment()

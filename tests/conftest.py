@@ -17,6 +17,7 @@ from moto.core.botocore_stubber import BotocoreStubber
 
 from app import app
 from chalicelib import aws
+from chalicelib.intake import default_intake
 from chalicelib.store import Store, create_table, default_store
 from localaws import shim
 
@@ -38,6 +39,8 @@ def stage_environment(stage: str = "dev") -> dict[str, str]:
 
 
 TABLE_NAME = stage_environment()["TABLE_NAME"]
+INTAKE_QUEUE = stage_environment()["INTAKE_QUEUE"]
+INTAKE_BUCKET = f"{INTAKE_QUEUE.removesuffix('.fifo')}-123456789012"  # as the stack names it: deploy/resources.py
 
 
 def load_payload(name: str) -> Any:
@@ -73,8 +76,11 @@ def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
         "CURSOR_SECRET": CURSOR_SECRET,
     }.items():
         monkeypatch.setenv(name, value)
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB"):
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB",
+                 "AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL_S3"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("INTAKE_QUEUE_URL", f"https://sqs.eu-west-1.amazonaws.com/123456789012/{INTAKE_QUEUE}")
+    monkeypatch.setenv("INTAKE_BUCKET", INTAKE_BUCKET)
 
 
 @pytest.fixture
@@ -97,13 +103,50 @@ def dynamodb(aws_credentials: None, atomic_moto: None) -> Any:
     with mock_aws():
         client = boto3.client("dynamodb")
         create_table(client, TABLE_NAME)
+        create_intake()
         # A fresh botocore session and store per test, made from this test's environment: a
         # container keeps one for its life, but a test must not inherit another test's.
         aws.session.cache_clear()
         default_store.cache_clear()
+        default_intake.cache_clear()
         yield client
+        default_intake.cache_clear()
         default_store.cache_clear()
         aws.session.cache_clear()
+
+
+def create_intake() -> None:
+    """The integration routes' queue and bucket, as the stack has them (moto's own account)."""
+    boto3.client("sqs").create_queue(QueueName=INTAKE_QUEUE, Attributes={"FifoQueue": "true"})
+    boto3.client("s3").create_bucket(Bucket=INTAKE_BUCKET,
+                                     CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+
+
+def drain_intake() -> list[str]:
+    """Applies what the integration routes handed off, as the intake consumer does in Lambda;
+    the outcome of each alert or event, in order. Synchronous: the tests assert right after."""
+    from chalicelib import integrations
+
+    sqs, outcomes = boto3.client("sqs"), []
+    while True:
+        messages = sqs.receive_message(QueueUrl=default_intake().queue_url,
+                                       MaxNumberOfMessages=10).get("Messages", [])
+        if not messages:
+            return outcomes
+        for message in messages:
+            try:
+                outcomes += integrations.apply_message(default_store(), default_intake().read(message["Body"]))
+            except Exception:  # delivered again at once (SQS: after the visibility timeout)
+                for unapplied in messages:
+                    sqs.change_message_visibility(QueueUrl=default_intake().queue_url,
+                                                  ReceiptHandle=unapplied["ReceiptHandle"], VisibilityTimeout=0)
+                raise
+            sqs.delete_message(QueueUrl=default_intake().queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+
+@pytest.fixture
+def drain(dynamodb: Any) -> Any:
+    return drain_intake
 
 
 @pytest.fixture

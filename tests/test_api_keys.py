@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from chalicelib import auth
-from conftest import API_KEY, OTHER_API_KEY, TABLE_NAME
+from conftest import API_KEY, OTHER_API_KEY, TABLE_NAME, drain_intake
 
 PARTNER_KEY = "partner-secret-0123456789"
 PARTNER_NEXT_KEY = "partner-secret-rotated-9876"
@@ -134,6 +134,7 @@ def test_alertmanager_refuses_a_read_only_key_and_records_its_receiver_for_a_nam
     assert api.get("/incidents").json_body["items"] == []
     stored = api.post("/alertmanager", batch, key=None, headers={"Authorization": f"Bearer {MONITORING_KEY}"})
     assert stored.status_code == 200
+    drain_intake()
     [item] = api.get("/incidents").json_body["items"]
     assert history_by(api, item["id"]) == ["alertmanager:team-ops"]
 

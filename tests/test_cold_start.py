@@ -72,7 +72,7 @@ def test_the_session_knows_only_the_services_it_makes_clients_for() -> None:
     assert loader.list_available_services("service-2") == sorted(aws.SERVICES)
     assert aws.client("ssm").meta.service_model.service_name == "ssm"
     with pytest.raises(Exception, match="Unknown service"):
-        aws.client("s3")
+        aws.client("sns")
 
 
 def test_prod_starts_the_api_and_alarm_handlers_from_a_snapshot_and_dev_does_not() -> None:

@@ -29,12 +29,15 @@ CHALICE = Path(sys.executable).parent / "chalice"
 INFRASTRUCTURE_ACTIONS = {
     "logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "sqs:SendMessage",
 }
+# What Lambda's event source mapping does with the consumer's role on the intake queue.
+INTAKE_EVENT_SOURCE_ACTIONS = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
 API = "api_handler"
 EVENT_FUNCTIONS = ("on_alarm_notification", "on_alarm_state_change")
 NOTIFIER_FUNCTIONS = ("on_incident_change", "remind_waiting_incidents", "daily_digest", "escalate")
 GAUGE_FUNCTION = "report_open_incidents"
 BACKGROUND_FUNCTIONS = (*EVENT_FUNCTIONS, *NOTIFIER_FUNCTIONS, GAUGE_FUNCTION)
-FUNCTIONS = (API, *BACKGROUND_FUNCTIONS)
+INTAKE_FUNCTION = resources.INTAKE_FUNCTION
+FUNCTIONS = (API, *BACKGROUND_FUNCTIONS, INTAKE_FUNCTION)
 # What each function reads of the table: the table itself and the indexes.
 READS = {
     API: ("", "by_status", "by_source", "by_status_source", "by_created"),
@@ -42,6 +45,7 @@ READS = {
     "on_incident_change": ("",), "remind_waiting_incidents": ("", "by_status"),
     "escalate": ("", "by_escalation"),
     "daily_digest": ("", "by_status", "by_status_source"), GAUGE_FUNCTION: ("by_status",),
+    INTAKE_FUNCTION: ("",),
 }
 PARAMETER = "/incidents/dev/api-keys"
 TELEGRAM_PARAMETER = "/incidents/dev/telegram-secret"
@@ -381,16 +385,41 @@ def test_each_function_reads_only_the_secrets_it_needs(stage):
                      "INTEGRATION_KEYS_PARAMETER")}
     for function in NOTIFIER_FUNCTIONS:  # the bot token, and only they
         assert arns(stage, function, "ssm") == {f"arn:aws:ssm:*:*:parameter{env['TELEGRAM_BOT_TOKEN_PARAMETER']}"}
-    for function in (*EVENT_FUNCTIONS, GAUGE_FUNCTION):
+    for function in (*EVENT_FUNCTIONS, GAUGE_FUNCTION, INTAKE_FUNCTION):
         assert statements(stage, function, "ssm") == [], f"{function} may read a secret"
 
 
 @pytest.mark.parametrize("stage", STAGES)
 def test_only_the_background_functions_may_write_their_failure_queue(stage):
-    assert statements(stage, API, "sqs") == []
     queue = f"arn:aws:sqs:*:*:{resources.failed_events_queue_name(stage)}"
     for function in BACKGROUND_FUNCTIONS:
         assert arns(stage, function, "sqs") == {queue}
+    # The intake queue parks what its consumer keeps failing on by itself (its redrive policy).
+    intake = f"arn:aws:sqs:*:*:{resources.stage_environment(stage)['INTAKE_QUEUE']}"
+    assert intake.endswith(".fifo")
+    assert arns(stage, API, "sqs") == arns(stage, INTAKE_FUNCTION, "sqs") == {intake}
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_the_intake_queue_and_bucket_are_the_ones_the_policies_name(stage):
+    built = resources.build(stage)["Resources"]
+    queue = built[resources.INTAKE_QUEUE]["Properties"]
+    assert queue["QueueName"] == resources.stage_environment(stage)["INTAKE_QUEUE"]
+    failed = built[resources.INTAKE_FAILED]["Properties"]
+    assert queue["FifoQueue"] and failed["FifoQueue"] and failed["QueueName"].endswith("-failed.fifo")
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": [resources.INTAKE_FAILED, "Arn"]}
+    watched = [a["Properties"]["Dimensions"][0]["Value"] for a in built.values()
+               if a.get("Type") == "AWS::CloudWatch::Alarm" and a["Properties"].get("Namespace") == "AWS/SQS"]
+    assert {"Fn::GetAtt": [resources.INTAKE_FAILED, "QueueName"]} in watched
+    timeout = config()["stages"][stage]["lambda_functions"][INTAKE_FUNCTION]["lambda_timeout"]
+    assert queue["VisibilityTimeout"] >= timeout
+    bucket = built[resources.INTAKE_BUCKET]["Properties"]
+    name = queue["QueueName"].removesuffix(".fifo")
+    assert bucket["BucketName"] == {"Fn::Sub": f"{name}-${{AWS::AccountId}}"}
+    assert arns(stage, API, "s3") == arns(stage, INTAKE_FUNCTION, "s3") == {f"arn:aws:s3:::{name}-*/intake/*"}
+    scoped = resources.account_scoped(resources.load_policy(stage, API))
+    assert {"Fn::Sub": f"arn:${{AWS::Partition}}:s3:::{name}-${{AWS::AccountId}}/intake/*"} in [
+        arn for statement in scoped["Statement"] for arn in statement["Resource"]]
 
 
 @pytest.mark.parametrize("stage", STAGES)
@@ -449,9 +478,17 @@ def exercise_the_api(api: Any, client: Any) -> None:
     assert api.post(f"/incidents/{plain['id']}/notes", {"note": "n"}).status_code == 201
     assert api.get("/stats").status_code == 200
     exercise_the_oncall_routes(api)
-    trigger = {"routing_key": "integration-key", "event_action": "trigger",
+    trigger = {"routing_key": "integration-key", "event_action": "trigger", "dedup_key": "db-down",
                "payload": {"summary": "disk full", "source": "db-1", "severity": "error"}}
     assert api.post("/v2/enqueue", trigger, key=None).status_code == 202
+    storm = load_payload("integrations/alertmanager_firing.json")
+    template = storm["alerts"][0]
+    storm["alerts"] = [{**template, "fingerprint": f"{n:016x}", "annotations": {"summary": "x" * 900}}
+                       for n in range(300)]  # over a message: the body goes to S3
+    assert api.post("/alertmanager", storm).status_code == 200
+    for action in ("acknowledge", "resolve"):
+        assert api.post("/v2/enqueue", {"routing_key": "integration-key", "event_action": action,
+                                        "dedup_key": "db-down"}, key=None).status_code == 202
 
 
 EVENTS = {
@@ -492,6 +529,7 @@ def test_each_function_is_granted_exactly_the_calls_it_makes(dynamodb, api, clie
                     "scooter-42-offline", f"scooter-42-offline-{function}"))
                 client.lambda_.invoke(function, event)
     exercise_the_background_functions(client, ssm, env, called, monkeypatch)
+    exercise_the_intake_consumer(client, called)
     secrets.clear_cache()
     for function in FUNCTIONS:
         policy = resources.load_policy("dev", function)
@@ -500,9 +538,25 @@ def test_each_function_is_granted_exactly_the_calls_it_makes(dynamodb, api, clie
         unused = sorted(
             (action, pattern) for action, pattern in granted_pairs(policy)
             if action not in INFRASTRUCTURE_ACTIONS
+            and not (function == INTAKE_FUNCTION and action in INTAKE_EVENT_SOURCE_ACTIONS)
             and not any(a == action and fnmatch.fnmatchcase(r, pattern) for a, r in called[function]))
         assert not unused, f"{function}'s policy grants what it never uses: {unused}"
     assert not any(action.startswith("ssm:") for f in EVENT_FUNCTIONS for action, _ in called[f])
+
+
+def exercise_the_intake_consumer(client: Any, called: dict[str, Any]) -> None:
+    """What the integration routes handed off, applied by the consumer as Lambda hands it
+    over (the event source mapping receives and deletes; the function does neither)."""
+    sqs = boto3.client("sqs")
+    bodies = []
+    while messages := sqs.receive_message(QueueUrl=os.environ["INTAKE_QUEUE_URL"],
+                                          MaxNumberOfMessages=10).get("Messages", []):
+        bodies += [message["Body"] for message in messages]
+    assert len(bodies) == 4
+    with recording(resources=True) as called[INTAKE_FUNCTION]:
+        for body in bodies:
+            client.lambda_.invoke(INTAKE_FUNCTION, client.events.generate_sqs_event(
+                message_bodies=[body], queue_name=resources.stage_environment("dev")["INTAKE_QUEUE"]))
 
 
 def exercise_the_oncall_routes(api: Any) -> None:
@@ -621,11 +675,20 @@ def test_the_packaged_stack_merges_resources_onto_what_chalice_generates(package
             assert event["Properties"]["Stream"] == {"Fn::GetAtt": [resources.TABLE, "StreamArn"]}
             assert event["Properties"]["DestinationConfig"] == {"OnFailure": {"Destination": failed_events}}
             continue
+        if kind == "SQS":  # the intake consumer: the queue parks what keeps failing (its redrive)
+            assert event["Properties"]["Queue"] == {"Fn::Sub": f"${{{resources.INTAKE_QUEUE}.Arn}}"}
+            assert template[resources.INTAKE_QUEUE]["Properties"]["RedrivePolicy"]["deadLetterTargetArn"] == \
+                {"Fn::GetAtt": [resources.INTAKE_FAILED, "Arn"]}
+            continue
         destination = function["Properties"]["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]
         assert destination == {"Type": "SQS", "Destination": failed_events}
     topics = [e["Properties"]["Topic"] for f in events.values()
               for e in f["Properties"]["Events"].values() if e["Type"] == "SNS"]
     assert topics == [{"Fn::Sub": "${AlarmTopic}"}]
+    for logical_id in ("APIHandler", "ApplyAlerts"):
+        variables = functions[logical_id]["Properties"]["Environment"]["Variables"]
+        assert (variables["INTAKE_QUEUE_URL"], variables["INTAKE_BUCKET"]) == (
+            {"Ref": resources.INTAKE_QUEUE}, {"Ref": resources.INTAKE_BUCKET})
     for function in functions.values():
         variables = function["Properties"]["Environment"]["Variables"]
         assert variables["TABLE_NAME"] == "incidents-prod"

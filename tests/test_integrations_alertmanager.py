@@ -12,7 +12,7 @@ import pytest
 
 from chalicelib.incidents import Unavailable
 from chalicelib.store import Store
-from conftest import API_KEY
+from conftest import API_KEY, drain_intake
 
 PAYLOADS = Path(__file__).parent / "payloads" / "integrations"
 BEARER = {"Authorization": f"Bearer {API_KEY}"}
@@ -31,8 +31,19 @@ def one_alert(name: str, index: int = 0, **changes: Any) -> dict[str, Any]:
     return batch
 
 
-def deliver(api: Any, batch: Any, headers: dict[str, str] | None = None) -> Any:
-    return api.post("/alertmanager", batch, key=None, headers=headers or BEARER)
+class Delivered:
+    """The request's answer, and the outcome of each alert once the consumer applied them."""
+
+    def __init__(self, response: Any, outcomes: list[str]) -> None:
+        self.response, self.outcomes = response, outcomes
+        self.status_code, self.json_body, self.headers = response.status_code, response.json_body, response.headers
+        self.body = response.body
+
+
+def deliver(api: Any, batch: Any, headers: dict[str, str] | None = None) -> Delivered:
+    """POST /alertmanager, then what the intake consumer does a moment later."""
+    response = api.post("/alertmanager", batch, key=None, headers=headers or BEARER)
+    return Delivered(response, drain_intake() if response.status_code == 200 else [])
 
 
 def incidents(api: Any) -> dict[str, dict[str, Any]]:
@@ -48,7 +59,8 @@ def test_a_firing_batch_opens_one_incident_per_alert_with_summary_description_an
     response = deliver(api, body("alertmanager_firing"))
 
     assert response.status_code == 200
-    assert response.json_body == {"status": "success", "outcomes": ["applied", "applied"]}
+    assert response.json_body == {"status": "success", "accepted": 2}
+    assert response.outcomes == ["applied", "applied"]
     stored = incidents(api)
     assert set(stored) == {PROBE_1, PROBE_2}
     first = stored[PROBE_1]
@@ -66,7 +78,7 @@ def test_repeats_of_the_same_firing_alerts_change_nothing(api):
     # repeat_interval: Alertmanager sends the still-firing group again, the same startsAt.
     again = deliver(api, body("alertmanager_firing"))
     assert again.status_code == 200
-    assert again.json_body["outcomes"] == ["duplicate", "duplicate"]
+    assert again.outcomes == ["duplicate", "duplicate"]
     assert incidents(api) == before
     assert before[PROBE_1]["occurrences"] == 1
 
@@ -84,7 +96,7 @@ def test_a_resolved_batch_resolves_each_alerts_incident_with_a_note(api):
     deliver(api, body("alertmanager_firing"))
     response = deliver(api, body("alertmanager_resolved"))
 
-    assert response.json_body["outcomes"] == ["applied", "applied"]
+    assert response.outcomes == ["applied", "applied"]
     for incident in incidents(api).values():
         last = incident["history"][-1]
         assert (incident["status"], last["status"], last["by"]) == ("resolved", "resolved", "alertmanager:incidents")
@@ -95,7 +107,7 @@ def test_a_resolved_alert_delivered_before_its_firing_leaves_nothing_open(api):
     deliver(api, body("alertmanager_resolved"))
     late = deliver(api, body("alertmanager_firing"))
 
-    assert late.json_body["outcomes"] == ["stale", "stale"]
+    assert late.outcomes == ["stale", "stale"]
     assert incidents(api) == {}
 
 
@@ -252,7 +264,7 @@ def test_the_receiver_is_stored_on_one_line_in_who_did_it(api):
 
 
 def test_an_empty_batch_is_fine(api):
-    assert deliver(api, {"alerts": []}).json_body == {"status": "success", "outcomes": []}
+    assert deliver(api, {"alerts": []}).json_body == {"status": "success", "accepted": 0}
 
 
 def test_a_batch_of_100_alerts_over_64_kib_is_accepted(api):
@@ -264,27 +276,29 @@ def test_a_batch_of_100_alerts_over_64_kib_is_accepted(api):
     assert len(json.dumps(batch)) > 64 * 1024
     response = deliver(api, batch)
     assert response.status_code == 200
-    assert response.json_body["outcomes"] == ["applied"] * 100
+    assert response.outcomes == ["applied"] * 100
 
 
 # races, failures and retries
 
 
-def test_two_identical_batches_racing_make_one_incident_per_alert(api, client):
+def test_two_identical_batches_applied_by_two_consumers_at_once_make_one_incident_per_alert(api):
+    for _ in range(2):
+        assert api.post("/alertmanager", body("alertmanager_firing"), key=None, headers=BEARER).status_code == 200
     barrier = threading.Barrier(2)
-    statuses = []
+    applied: list[list[str]] = []
 
-    def run() -> None:
+    def consume() -> None:
         barrier.wait()
-        statuses.append(deliver(api, body("alertmanager_firing")).status_code)
+        applied.append(drain_intake())
 
-    threads = [threading.Thread(target=run) for _ in range(2)]
+    threads = [threading.Thread(target=consume) for _ in range(2)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
 
-    assert statuses == [200, 200]
+    assert sorted(sum(applied, [])) == ["applied", "applied", "duplicate", "duplicate"]
     stored = incidents(api)
     assert set(stored) == {PROBE_1, PROBE_2}
     assert all(i["occurrences"] == 1 and len(i["history"]) == 1 for i in stored.values())
@@ -304,19 +318,19 @@ def failing_on_the_second_call(method: str) -> Any:
     return fails_on_the_second
 
 
-def test_a_store_failure_mid_batch_is_503_and_the_retry_stores_each_alert_exactly_once(api, monkeypatch):
+def test_a_store_failure_mid_batch_is_retried_by_the_queue_and_stores_each_alert_exactly_once(api, monkeypatch):
     batch = body("alertmanager_firing")
+    accepted = api.post("/alertmanager", batch, key=None, headers=BEARER)
+    assert accepted.status_code == 200  # accepted: the failure is the consumer's
     with monkeypatch.context() as patch:
         patch.setattr(Store, "insert_incident", failing_on_the_second_call("insert_incident"))
-        failed = deliver(api, batch)
-    assert failed.status_code == 503
-    assert failed.headers["Retry-After"] == "1"
+        with pytest.raises(Unavailable):
+            drain_intake()
     assert set(incidents(api)) == {PROBE_1}
 
-    retried = deliver(api, batch)  # Alertmanager sends the whole batch again
+    retried = drain_intake()  # SQS delivers the message again
 
-    assert retried.status_code == 200
-    assert retried.json_body["outcomes"] == ["duplicate", "applied"]
+    assert retried == ["duplicate", "applied"]
     stored = incidents(api)
     assert set(stored) == {PROBE_1, PROBE_2}
     assert all(i["occurrences"] == 1 for i in stored.values())
@@ -324,18 +338,78 @@ def test_a_store_failure_mid_batch_is_503_and_the_retry_stores_each_alert_exactl
 
 def test_a_resolve_batch_retried_after_a_failure_resolves_each_once(api, monkeypatch):
     deliver(api, body("alertmanager_firing"))
+    assert api.post("/alertmanager", body("alertmanager_resolved"), key=None, headers=BEARER).status_code == 200
     with monkeypatch.context() as patch:
         patch.setattr(Store, "set_status", failing_on_the_second_call("set_status"))
-        assert deliver(api, body("alertmanager_resolved")).status_code == 503
-    assert deliver(api, body("alertmanager_resolved")).status_code == 200
+        with pytest.raises(Unavailable):
+            drain_intake()
+    assert drain_intake() == ["duplicate", "applied"]
 
     for incident in incidents(api).values():
         assert [h["status"] for h in incident["history"]] == ["new", "resolved"]
 
 
+def test_a_hand_off_that_fails_is_503_with_retry_after_and_nothing_is_queued(api, monkeypatch):
+    from chalicelib.intake import Intake
+
+    def unreachable(self: Any, message: Any) -> None:
+        raise Unavailable("the hand-off failed: SQS did not answer")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Intake, "hand_off", unreachable)
+        failed = api.post("/alertmanager", body("alertmanager_firing"), key=None, headers=BEARER)
+    assert failed.status_code == 503
+    assert failed.headers["Retry-After"] == "1"
+    assert drain_intake() == [] and incidents(api) == {}
+
+
+def test_a_batch_too_big_for_one_message_goes_through_s3_and_is_applied_whole(api):
+    batch = body("alertmanager_firing")
+    template = batch["alerts"][0]
+    batch["alerts"] = [{**template, "fingerprint": f"{n:016x}",
+                        "annotations": {**template["annotations"], "description": "x" * 900}}
+                       for n in range(300)]
+    assert len(json.dumps(batch)) > 256 * 1024
+    response = deliver(api, batch)
+    assert response.status_code == 200 and response.json_body["accepted"] == 300
+    assert response.outcomes == ["applied"] * 300
+    assert len(api.get("/incidents?limit=100").json_body["items"]) == 100
+
+
+def test_the_consumer_reads_the_dedup_records_of_a_batch_together_not_one_by_one(api, monkeypatch):
+    batch = body("alertmanager_firing")
+    template = batch["alerts"][0]
+    batch["alerts"] = [{**template, "fingerprint": f"{n:016x}"} for n in range(60)]
+    deliver(api, batch)
+    calls: list[str] = []
+    for method in ("dedup_record", "once_record", "records"):
+        original = getattr(Store, method)
+
+        def counted(self: Store, *args: Any, _original: Any = original, _name: str = method, **kwargs: Any) -> Any:
+            calls.append(_name)
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(Store, method, counted)
+
+    assert deliver(api, batch).outcomes == ["duplicate"] * 60
+    assert calls == ["records"]
+
+
 def test_a_repeat_after_its_once_record_expired_is_still_stale_by_its_time(api, store, monkeypatch):
     deliver(api, body("alertmanager_firing"))
-    monkeypatch.setattr(Store, "once_record", lambda self, key: None)  # 24 h later: TTL deleted it
+    # 24 h later: TTL deleted the once-records
+    monkeypatch.setattr(Store, "once_record", lambda self, key: None)
+    records = Store.records
+    monkeypatch.setattr(Store, "records", lambda self, dedup, once: (
+        records(self, dedup, [])[0], dict.fromkeys(once)))
     again = deliver(api, body("alertmanager_firing"))
-    assert again.json_body["outcomes"] == ["stale", "stale"]
+    assert again.outcomes == ["stale", "stale"]
     assert all(i["occurrences"] == 1 for i in incidents(api).values())
+
+
+def test_one_batch_firing_then_resolving_the_same_alert_ends_resolved_read_afresh_after_the_open(api):
+    firing, resolved = body("alertmanager_firing"), body("alertmanager_resolved")
+    batch = {**firing, "alerts": [firing["alerts"][0], resolved["alerts"][0]]}
+    assert deliver(api, batch).outcomes == ["applied", "applied"]
+    incident = incidents(api)[PROBE_1]
+    assert [h["status"] for h in incident["history"]] == ["new", "resolved"]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 
 from chalicelib.incidents import Unavailable
 from chalicelib.store import Store
+from conftest import drain_intake
 
 PAYLOADS = Path(__file__).parent / "payloads" / "integrations"
 ROUTING_KEY = "R0UT1NGKEY0000000000000000000017"
@@ -39,7 +41,11 @@ def event(name: str, routing_key: str | None = ROUTING_KEY, **changes: Any) -> d
 
 
 def send(api: Any, body: Any) -> Any:
-    return api.post("/v2/enqueue", body, key=None)
+    """POST /v2/enqueue, then what the intake consumer does a moment later."""
+    response = api.post("/v2/enqueue", body, key=None)
+    if response.status_code == 202:
+        drain_intake()
+    return response
 
 
 def incidents(api: Any) -> list[dict[str, Any]]:
@@ -269,14 +275,39 @@ def test_half_a_mebibyte_of_unterminated_quotes_without_a_key_is_a_400_invalid_e
     assert response.json_body["errors"][0].startswith("request body is not valid JSON: Unterminated string")
 
 
-def test_a_store_failure_is_503_with_retry_after_so_the_sender_retries(api, monkeypatch):
-    def unavailable(*args: Any, **kwargs: Any) -> None:
-        raise Unavailable("throttled past the retries")
+def test_a_hand_off_that_fails_is_503_with_retry_after_so_the_sender_retries(api, monkeypatch):
+    from chalicelib.intake import Intake
 
-    monkeypatch.setattr(Store, "insert_incident", unavailable)
+    def unavailable(*args: Any, **kwargs: Any) -> None:
+        raise Unavailable("the hand-off failed: SQS did not answer")
+
+    monkeypatch.setattr(Intake, "hand_off", unavailable)
     response = send(api, event("trigger"))
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "1"
+
+
+def test_a_store_failure_after_the_202_is_retried_by_the_queue_and_opens_one_incident(api, monkeypatch):
+    accepted = api.post("/v2/enqueue", event("trigger"), key=None)
+    assert accepted.status_code == 202
+    with monkeypatch.context() as patch:
+        patch.setattr(Store, "insert_incident", lambda *args, **kwargs: (_ for _ in ()).throw(
+            Unavailable("throttled past the retries")))
+        with pytest.raises(Unavailable):
+            drain_intake()
+    assert incidents(api) == []
+    drain_intake()  # delivered again
+    [incident] = incidents(api)
+    assert incident["dedup_key"] == f"pagerduty:{DEDUP}" and incident["occurrences"] == 1
+
+
+def test_the_routing_key_is_not_in_what_is_handed_off(api):
+    import boto3
+
+    assert api.post("/v2/enqueue", event("trigger"), key=None).status_code == 202
+    sqs = boto3.client("sqs")
+    [message] = sqs.receive_message(QueueUrl=os.environ["INTAKE_QUEUE_URL"])["Messages"]
+    assert ROUTING_KEY not in message["Body"]
 
 
 def test_in_lambda_the_integration_keys_come_from_the_stages_ssm_parameter(api, monkeypatch):
@@ -294,3 +325,24 @@ def test_in_lambda_the_integration_keys_come_from_the_stages_ssm_parameter(api, 
         assert send(api, event("trigger", routing_key="wrong")).status_code == 400
     finally:
         secrets.clear_cache()
+
+
+def test_a_keys_events_share_one_fifo_group_so_a_resolve_is_never_applied_before_its_trigger(api):
+    import boto3
+
+    for body in (event("trigger"), event("resolve"), event("trigger", dedup_key="another-key")):
+        assert api.post("/v2/enqueue", body, key=None).status_code == 202
+    messages = boto3.client("sqs").receive_message(
+        QueueUrl=os.environ["INTAKE_QUEUE_URL"], MaxNumberOfMessages=10,
+        MessageSystemAttributeNames=["MessageGroupId"])["Messages"]
+    groups = [message["Attributes"]["MessageGroupId"] for message in messages]
+    assert len(groups) == 3 and groups[0] == groups[1] != groups[2]
+
+
+def test_without_the_intake_configured_an_event_is_503_not_a_500(api, monkeypatch):
+    from chalicelib.intake import default_intake
+
+    monkeypatch.delenv("INTAKE_QUEUE_URL")
+    default_intake.cache_clear()
+    response = api.post("/v2/enqueue", event("trigger"), key=None)
+    assert response.status_code == 503 and response.headers["Retry-After"] == "1"
