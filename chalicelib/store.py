@@ -412,6 +412,16 @@ class Store:
                 return total
             params["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
+    def query_all(self, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """Every page: for reads bounded by their key (the open incidents, a team's overrides)."""
+        params = {"TableName": self.table_name, **params}
+        while True:
+            response = self._client.query(**params)
+            yield from (_plain(item) for item in response["Items"])
+            if "LastEvaluatedKey" not in response:
+                return
+            params["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
     def _query_items(self, params: dict[str, Any], count: int) -> list[dict[str, Any]]:
         return list(self._query_pages(params, count))
 

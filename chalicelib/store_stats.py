@@ -2,17 +2,17 @@
 the whole table. Why and how: docs/board-and-stats.md."""
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any
 
 from chalicelib.incidents import OPEN_STATUSES, Source
-from chalicelib.store import SOURCE_INDEX, STATUS_INDEX, Store, _plain, _translating_errors, _values
+from chalicelib.store import SOURCE_INDEX, STATUS_INDEX, Store, _translating_errors, _values
 
 
 @_translating_errors
 def open_incidents(store: Store) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     for status in OPEN_STATUSES:
-        items.extend(_query(store, {
+        items.extend(store.query_all({
             "IndexName": STATUS_INDEX,
             "KeyConditionExpression": "#status = :status",
             "ProjectionExpression": "#status, #source",
@@ -27,7 +27,7 @@ def created_since(store: Store, since: str) -> list[dict[str, Any]]:
     """`since`: UTC ISO 8601 with milliseconds and Z, as created_at is stored."""
     items: list[dict[str, Any]] = []
     for source in Source:
-        items.extend(_query(store, {
+        items.extend(store.query_all({
             "IndexName": SOURCE_INDEX,
             "KeyConditionExpression": "#source = :source AND created_key >= :since",
             "ProjectionExpression": "created_at, acknowledged_at, resolved_at",
@@ -35,13 +35,3 @@ def created_since(store: Store, since: str) -> list[dict[str, Any]]:
             "ExpressionAttributeValues": _values({":source": str(source), ":since": since}),
         }))
     return items
-
-
-def _query(store: Store, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    params = {"TableName": store.table_name, **params}
-    while True:
-        response = store._client.query(**params)
-        yield from (_plain(item) for item in response["Items"])
-        if "LastEvaluatedKey" not in response:
-            return
-        params["ExclusiveStartKey"] = response["LastEvaluatedKey"]

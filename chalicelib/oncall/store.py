@@ -2,7 +2,7 @@
 only. Items and why: docs/table-design.md."""
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -19,18 +19,19 @@ class Refused(Exception):
 
 class TeamStore:
     def __init__(self, store: Store) -> None:
+        self._store = store
         self._client = store._client
         self._table = store.table_name
 
     @_translating_errors
     def team_names(self) -> list[str]:
-        return [item["sk"] for item in self._query({
+        return [item["sk"] for item in self._store.query_all({
             "KeyConditionExpression": "pk = :pk", "ProjectionExpression": "sk",
             "ExpressionAttributeValues": _values({":pk": TEAMS_PK})})]
 
     @_translating_errors
     def teams(self) -> list[dict[str, Any]]:
-        return list(self._query({"KeyConditionExpression": "pk = :pk",
+        return list(self._store.query_all({"KeyConditionExpression": "pk = :pk",
                                  "ExpressionAttributeValues": _values({":pk": TEAMS_PK})}))
 
     @_translating_errors
@@ -72,7 +73,7 @@ class TeamStore:
     @_translating_errors
     def overrides(self, name: str, generation: str, ending_after: str) -> list[dict[str, Any]]:
         """Those that end after `ending_after` (UTC ISO): one Query, as the sort key starts with `end`."""
-        return list(self._query({
+        return list(self._store.query_all({
             "KeyConditionExpression": "pk = :pk AND sk > :after",
             "ExpressionAttributeValues": _values({":pk": _overrides_pk(name, generation),
                                                   ":after": OVERRIDE_PREFIX + ending_after}),
@@ -109,15 +110,6 @@ class TeamStore:
             if _code(error) == "ConditionalCheckFailedException":
                 raise Refused(override["id"]) from None
             raise
-
-    def _query(self, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        params = {"TableName": self._table, **params}
-        while True:
-            response = self._client.query(**params)
-            yield from (_plain(item) for item in response["Items"])
-            if "LastEvaluatedKey" not in response:
-                return
-            params["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
 
 def _team_key(name: str) -> dict[str, str]:
