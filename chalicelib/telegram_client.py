@@ -1,4 +1,5 @@
-"""The one way out to Telegram (`sendMessage`), used only by the notifier.
+"""The way out to Telegram: `sendMessage` for the notifier, `editMessageText` and
+`editMessageReplyMarkup` for a pressed button's message.
 
 Failures raise SendFailed so Lambda retries; why and how: docs/notifications.md.
 """
@@ -16,6 +17,7 @@ DEFAULT_API_URL = "https://api.telegram.org"
 TIMEOUT_SECONDS = 5.0
 # A longer wait would hold the stream; Lambda's retry waits instead.
 MAX_INLINE_RETRY_AFTER = 5
+NOT_MODIFIED = "message is not modified"
 
 
 class SendFailed(Exception):
@@ -35,18 +37,48 @@ class BotApi:
         return cls(token=token, base_url=os.environ.get("TELEGRAM_API_URL") or DEFAULT_API_URL,
                    timeout=float(os.environ.get("TELEGRAM_TIMEOUT_SECONDS") or TIMEOUT_SECONDS))
 
-    def send_message(self, chat_id: str, text: str, thread_id: int | None = None) -> None:
-        """`thread_id`: a forum topic of the group (`message_thread_id`)."""
+    def send_message(self, chat_id: str, text: str, thread_id: int | None = None,
+                     buttons: dict[str, Any] | None = None) -> None:
+        """`thread_id`: a forum topic of the group (`message_thread_id`); `buttons`: an inline
+        keyboard (`reply_markup`, chalicelib/buttons.py)."""
         payload: dict[str, Any] = {"chat_id": chat_id, "text": text, "disable_web_page_preview": True}
         if thread_id is not None:
             payload["message_thread_id"] = thread_id
+        if buttons is not None:
+            payload["reply_markup"] = buttons
+        self._call_once_more_after_429("sendMessage", payload)
+
+    def edit_message_text(self, chat_id: int | str, message_id: int, text: str,
+                          buttons: dict[str, Any] | None) -> None:
+        """The message's new text and buttons (None or an empty keyboard: none)."""
+        payload: dict[str, Any] = {"chat_id": chat_id, "message_id": message_id, "text": text,
+                                   "disable_web_page_preview": True}
+        payload["reply_markup"] = buttons if buttons is not None else {"inline_keyboard": []}
+        self._edit("editMessageText", payload)
+
+    def edit_message_reply_markup(self, chat_id: int | str, message_id: int,
+                                  buttons: dict[str, Any] | None) -> None:
+        """Only the buttons; the text stays as it is."""
+        self._edit("editMessageReplyMarkup", {
+            "chat_id": chat_id, "message_id": message_id,
+            "reply_markup": buttons if buttons is not None else {"inline_keyboard": []}})
+
+    def _edit(self, method: str, payload: dict[str, Any]) -> None:
         try:
-            self._call("sendMessage", payload)
+            self._call_once_more_after_429(method, payload)
+        except SendFailed as failed:
+            # Telegram refuses an edit that changes nothing: the message already shows it.
+            if NOT_MODIFIED not in str(failed):
+                raise
+
+    def _call_once_more_after_429(self, method: str, payload: dict[str, Any]) -> None:
+        try:
+            self._call(method, payload)
         except SendFailed as failed:
             if failed.retry_after is None or failed.retry_after > MAX_INLINE_RETRY_AFTER:
                 raise
             time.sleep(failed.retry_after)
-            self._call("sendMessage", payload)
+            self._call(method, payload)
 
     def _call(self, method: str, payload: dict[str, Any]) -> dict[str, Any]:
         request = urllib.request.Request(
@@ -78,9 +110,18 @@ class Console:
 
     write: Callable[[str], None] = print
 
-    def send_message(self, chat_id: str, text: str, thread_id: int | None = None) -> None:
+    def send_message(self, chat_id: str, text: str, thread_id: int | None = None,
+                     buttons: dict[str, Any] | None = None) -> None:
         topic = f" topic {thread_id}" if thread_id is not None else ""
-        self.write(f"[telegram → {chat_id}{topic}] {text}")
+        self.write(f"[telegram → {chat_id}{topic}] {text}{_shown(buttons)}")
+
+    def edit_message_text(self, chat_id: int | str, message_id: int, text: str,
+                          buttons: dict[str, Any] | None) -> None:
+        self.write(f"[telegram → {chat_id} edits message {message_id}] {text}{_shown(buttons)}")
+
+    def edit_message_reply_markup(self, chat_id: int | str, message_id: int,
+                                  buttons: dict[str, Any] | None) -> None:
+        self.write(f"[telegram → {chat_id} edits message {message_id}'s buttons]{_shown(buttons) or ' none'}")
 
 
 class Lazy:
@@ -89,10 +130,23 @@ class Lazy:
     def __init__(self) -> None:
         self._sender: BotApi | Console | None = None
 
-    def send_message(self, chat_id: str, text: str, thread_id: int | None = None) -> None:
+    def send_message(self, chat_id: str, text: str, thread_id: int | None = None,
+                     buttons: dict[str, Any] | None = None) -> None:
         if self._sender is None:
             self._sender = from_environment()
-        self._sender.send_message(chat_id, text, thread_id)
+        self._sender.send_message(chat_id, text, thread_id, buttons)
+
+    def edit_message_text(self, chat_id: int | str, message_id: int, text: str,
+                          buttons: dict[str, Any] | None) -> None:
+        if self._sender is None:
+            self._sender = from_environment()
+        self._sender.edit_message_text(chat_id, message_id, text, buttons)
+
+    def edit_message_reply_markup(self, chat_id: int | str, message_id: int,
+                                  buttons: dict[str, Any] | None) -> None:
+        if self._sender is None:
+            self._sender = from_environment()
+        self._sender.edit_message_reply_markup(chat_id, message_id, buttons)
 
 
 def from_environment() -> BotApi | Console:
@@ -108,6 +162,13 @@ def from_environment() -> BotApi | Console:
     raise BotTokenUnavailable(
         f"no bot token: {secrets.parameter_name(secrets.TELEGRAM_BOT_TOKEN) or 'no parameter'} "
         "is missing or empty (TELEGRAM_BOT_TOKEN is not set either)")
+
+
+def _shown(buttons: dict[str, Any] | None) -> str:
+    """`  [Take] [Resolve]`: the buttons, as the console shows them."""
+    rows = (buttons or {}).get("inline_keyboard") or []
+    labels = [f"[{button['text']}]" for row in rows for button in row]
+    return "  " + " ".join(labels) if labels else ""
 
 
 def _json_or_empty(raw: bytes) -> dict[str, Any]:
