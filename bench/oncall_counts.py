@@ -48,7 +48,8 @@ class Recorded:
     minute: int = 0
     sent: Counter = field(default_factory=Counter)
 
-    def send_message(self, chat_id: str, text: str, thread_id: int | None = None) -> None:
+    def send_message(self, chat_id: str, text: str, thread_id: int | None = None,
+                     buttons: dict[str, Any] | None = None) -> None:
         self.sent[(str(chat_id), self.minute)] += 1
 
 

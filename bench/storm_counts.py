@@ -288,7 +288,8 @@ class CountingSender:
         self.sent: list[tuple[int, str]] = []
         self.minute = 0
 
-    def send_message(self, chat_id: str, text: str) -> None:
+    def send_message(self, chat_id: str, text: str, thread_id: int | None = None,
+                     buttons: dict[str, Any] | None = None) -> None:
         self.sent.append((self.minute, text))
 
 

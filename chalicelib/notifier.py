@@ -4,28 +4,19 @@ Outbox claims, budget and folding, and why: docs/notifications.md.
 """
 from __future__ import annotations
 
-import logging
 import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterable, Protocol
+from typing import Any, Iterable
 
-from chalicelib import notifications
+from chalicelib import buttons, notifications
+from chalicelib.delivery import Notice, Sender, to_chat
 from chalicelib.incidents import OPEN_STATUSES, Source, Status
-from chalicelib.outbox import Claim, Outbox
+from chalicelib.outbox import Outbox
 from chalicelib.store import Store, change_from_stream
 
-# Telegram's limit for one group.
-MESSAGES_PER_MINUTE = 20
-FOLD_OVER = 3
 MAX_REMINDERS_PER_RUN = 200
 OLDEST_IN_DIGEST = 5
-
-logger = logging.getLogger(__name__)
-
-
-class Sender(Protocol):
-    def send_message(self, chat_id: str, text: str) -> None: ...
 
 
 class OverBudget(Exception):
@@ -64,8 +55,8 @@ def deliver_changes(store: Store, sender: Sender, settings: Settings,
 
     outbox = Outbox(store)
     teams: dict[str, Any] = {}
-    messages: dict[Destination, list[tuple[str, str]]] = {}
-    direct: dict[str, list[tuple[str, str]]] = {}
+    messages: dict[Destination, list[Notice]] = {}
+    direct: dict[str, list[Notice]] = {}
     for record in records:
         change = change_from_stream(record)
         if change is None:
@@ -85,15 +76,17 @@ def deliver_changes(store: Store, sender: Sender, settings: Settings,
             text = notifications.change_text(incident, entry)
         destination = _destination(store, incident, settings, teams, now)
         if text and destination is not None:
-            messages.setdefault(destination, []).append((key, text))
+            # the buttons of the incident as it is now: a late notice offers what may be done now
+            messages.setdefault(destination, []).append(Notice(key, text, buttons.keyboard(incident)))
         for username in paged:
-            direct.setdefault(username, []).append((f"{key}#dm#{username.lower()}", text or key))
+            # none in a direct message: a press counts only from an allowed chat
+            direct.setdefault(username, []).append(Notice(f"{key}#dm#{username.lower()}", text or key))
     sent = 0
     for (chat_id, thread_id), batch in messages.items():
         sent += _send(outbox, sender, chat_id, batch, now, thread_id)
     if direct:
         out = escalation.to_people(store, outbox, sender, direct, now, direct_chat or people.direct_chat)
-        waiting = sum(1 for theirs in direct.values() for key, _ in theirs if key not in out)
+        waiting = sum(1 for theirs in direct.values() for notice in theirs if notice.key not in out)
         if waiting:
             raise NotYetSent(f"{waiting} direct messages are held by another sender")
         sent += sum(len(theirs) for theirs in direct.values())
@@ -124,7 +117,7 @@ def send_reminders(store: Store, sender: Sender, settings: Settings, now: dateti
     waiting = store.oldest(statuses=[str(Status.NEW)], before_key=due_before, count=MAX_REMINDERS_PER_RUN)
     teams: dict[str, Any] = {}
     muted: dict[str, bool] = {}
-    messages: dict[Destination, list[tuple[str, str]]] = {}
+    messages: dict[Destination, list[Notice]] = {}
     for incident in waiting:
         destination = _destination(store, incident, settings, teams, now)
         if destination is None:
@@ -135,8 +128,8 @@ def send_reminders(store: Store, sender: Sender, settings: Settings, now: dateti
             continue
         waited = now - _parse(incident["created_at"]) - timedelta(minutes=settings.remind_after_min)
         slot = int(waited.total_seconds() // (settings.remind_every_min * 60))
-        messages.setdefault(destination, []).append(
-            (f"remind#{incident['id']}#{slot}", notifications.reminder_text(incident, now)))
+        messages.setdefault(destination, []).append(Notice(
+            f"remind#{incident['id']}#{slot}", notifications.reminder_text(incident, now), buttons.keyboard(incident)))
     return sum(_send(outbox, sender, chat_id, batch, now, thread_id)
                for (chat_id, thread_id), batch in messages.items())
 
@@ -150,7 +143,7 @@ def send_digest(store: Store, sender: Sender, settings: Settings, now: datetime)
               for status in statuses for source in Source}
     oldest = store.oldest(statuses=statuses, count=OLDEST_IN_DIGEST)
     text = notifications.digest_text(counts, oldest, now)
-    return _send(outbox, sender, settings.chat_id, [(f"digest#{now.date().isoformat()}", text)], now)
+    return _send(outbox, sender, settings.chat_id, [Notice(f"digest#{now.date().isoformat()}", text)], now)
 
 
 def mute(store: Store, chat_id: int, until: datetime) -> None:
@@ -166,89 +159,16 @@ def _muted(outbox: Outbox, chat_id: str, now: datetime) -> bool:
     return until is not None and until > _iso(now)
 
 
-def _send(outbox: Outbox, sender: Sender, chat_id: str, messages: list[tuple[str, str]],
+def _send(outbox: Outbox, sender: Sender, chat_id: str, notices: list[Notice],
           now: datetime, thread_id: int | None = None) -> int:
     """Sends what nobody sent; raises unless every notice is sent, by this run or another."""
-    unsent: list[tuple[str, str]] = []  # claimed by this run, not yet sent
-    busy = 0
-    try:
-        for key, text in messages:
-            state = outbox.claim(key, now.timestamp())
-            if state is Claim.TAKEN:
-                unsent.append((key, text))
-            elif state is Claim.BUSY:
-                busy += 1
-        sent = len(unsent)
-        if unsent:
-            _deliver(outbox, _InTopic(sender, thread_id), chat_id, unsent, now)
-    except BaseException:
-        _give_back(outbox, unsent)
-        raise
-    if busy:
-        raise NotYetSent(f"{busy} notifications are held by another sender; retry after its lease")
-    return sent
-
-
-def _deliver(outbox: Outbox, sender: Sender, chat_id: str, unsent: list[tuple[str, str]],
-             now: datetime) -> None:
-    """Takes from `unsent` each notice as soon as Telegram has it."""
-    minute = int(now.timestamp() // 60)
-    count = len(unsent)
-    if count <= FOLD_OVER and outbox.take_budget(chat_id, minute, count, MESSAGES_PER_MINUTE):
-        while unsent:
-            key, text = unsent[0]
-            sender.send_message(chat_id, text)
-            del unsent[0]
-            _mark_sent(outbox, key)
-        logger.info("notifications sent", extra={"count": count})
-    elif outbox.take_budget(chat_id, minute, 1, MESSAGES_PER_MINUTE):
-        # a burst, or too many for this minute: fold
-        folded = list(unsent)
-        sender.send_message(chat_id, notifications.fold([text for _, text in folded]))
-        unsent.clear()
-        for key, _ in folded:
-            _mark_sent(outbox, key)
-        logger.info("notifications folded into one message", extra={"count": count})
-    else:
-        raise OverBudget(f"{count} notifications wait for the next minute")
-
-
-@dataclass(frozen=True)
-class _InTopic:
-    """A sender bound to a forum topic (none: the chat itself)."""
-
-    sender: Any
-    thread_id: int | None
-
-    def send_message(self, chat_id: str, text: str) -> None:
-        if self.thread_id is None:
-            self.sender.send_message(chat_id, text)
-        else:
-            self.sender.send_message(chat_id, text, self.thread_id)
-
-
-def _mark_sent(outbox: Outbox, key: str) -> None:
-    """Telegram has it: a claim left unmarked would be sent again after its lease, so the mark
-    is tried twice, and a mark that still fails does not fail the run."""
-    for attempt in (1, 2):
-        try:
-            outbox.mark_sent(key)
-            return
-        except Exception as error:
-            if attempt == 2:
-                logger.error("a sent notification could not be marked sent; it may be sent again "
-                             "after the lease", extra={"key": key, "error": type(error).__name__})
-
-
-def _give_back(outbox: Outbox, unsent: list[tuple[str, str]]) -> None:
-    """Before a failed run raises: its retry claims these again at once. A claim that cannot be
-    given back waits out the lease, and then a retry takes it over."""
-    for key, _ in unsent:
-        try:
-            outbox.release(key)
-        except Exception as error:
-            logger.warning("a claim could not be given back; it is retried after the lease",
-                           extra={"key": key, "error": type(error).__name__})
+    delivery = to_chat(outbox, sender, chat_id, thread_id, notices, now)
+    if delivery.over_budget:
+        raise OverBudget(f"{len(notices) - len(delivery.out) - delivery.held} notifications wait "
+                         f"for the next minute")
+    if delivery.held:
+        raise NotYetSent(f"{delivery.held} notifications are held by another sender; retry after its lease")
+    return delivery.sent
 
 
 def _iso(moment: datetime) -> str:

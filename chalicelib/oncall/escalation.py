@@ -8,29 +8,23 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Callable, Protocol
+from typing import Any, Callable
 
-from chalicelib import notifications
+from chalicelib import buttons, delivery, notifications
+from chalicelib.delivery import Notice, Sender
 from chalicelib.incidents import Status, history_entry
 from chalicelib.oncall import rotation as rot
 from chalicelib.oncall.store import TeamStore
 from chalicelib.oncall.teams import _override, _public, _rotation_of, iso, parse_iso
-from chalicelib.outbox import Claim, DirectQueue, Outbox
+from chalicelib.outbox import DirectQueue, Outbox
 from chalicelib.store import ConditionFailed, Store
 
 # One Query page of due incidents per run; more wait for the next minute, the longest due first.
 MAX_PER_RUN = 100
-# Telegram's limit for one group, shared with the notifier (same budget items).
-GROUP_MESSAGES_PER_MINUTE = 20
-FOLD_OVER = 3
 DIRECT_MESSAGES_PER_MINUTE = 1
 BY = "escalation"
 
 logger = logging.getLogger(__name__)
-
-
-class Sender(Protocol):
-    def send_message(self, chat_id: str, text: str, thread_id: int | None = None) -> None: ...
 
 
 DirectChat = Callable[[Store, str], "int | None"]
@@ -149,6 +143,10 @@ class _Step:
     def key(self) -> str:
         return f"esc#{self.incident['id']}#{self.loop}#{self.rule}"
 
+    @property
+    def notice(self) -> Notice:
+        return Notice(self.key, self.text, buttons.keyboard(self.incident))
+
     def dm_key(self, username: str) -> str:
         return f"{self.key}#dm#{username.lower()}"
 
@@ -190,13 +188,14 @@ def escalate(store: Store, sender: Sender, now: datetime, direct_chat: DirectCha
         by_team.setdefault(step.team.name, []).append(step)
     for group in by_team.values():
         team = group[0].team
-        delivered |= to_chat(outbox, sender, team.chat_id, team.thread_id,
-                             [(step.key, step.text) for step in group], now)
-    direct: dict[str, list[tuple[str, str]]] = {}
+        # a step whose notices are not all out (budget, another sender) is left due: no raise
+        delivered |= delivery.to_chat(outbox, sender, team.chat_id, team.thread_id,
+                                      [step.notice for step in group], now).out
+    direct: dict[str, list[Notice]] = {}
     for step in steps:
         if step.key in delivered:
             for username in step.paged:
-                direct.setdefault(username, []).append((step.dm_key(username), step.text))
+                direct.setdefault(username, []).append(Notice(step.dm_key(username), step.text))
     delivered |= to_people(store, outbox, sender, direct, now, direct_chat)
 
     for step in steps:
@@ -229,66 +228,39 @@ def _move_on(store: Store, incident: dict[str, Any], current: dict[str, Any],
     (run.stepped if after is not None else run.ended).append(incident["id"])
 
 
-# --- sending, each notice once (shared with the notifier) ---
+# --- direct messages (the team's chat gets its notices through chalicelib/delivery.py) ---
 
 
-def to_chat(outbox: Outbox, sender: Sender, chat_id: int | str, thread_id: int | None,
-            notices: list[tuple[str, str]], now: datetime) -> set[str]:
-    """The keys of `notices` that are out (sent now or before) once this returns. Within the
-    group's budget: one message each, or a burst folded into one; over it, none (they wait).
-    A failure gives this run's claims back and raises."""
-    out: set[str] = set()
-    taken = _claim(outbox, notices, now, out)
-    if not taken:
-        return out
-    try:
-        minute = int(now.timestamp() // 60)
-        if len(taken) <= FOLD_OVER and outbox.take_budget(str(chat_id), minute, len(taken),
-                                                          GROUP_MESSAGES_PER_MINUTE):
-            while taken:
-                key, text = taken[0]
-                sender.send_message(str(chat_id), text, thread_id)
-                del taken[0]
-                _mark_sent(outbox, key)
-                out.add(key)
-        elif outbox.take_budget(str(chat_id), minute, 1, GROUP_MESSAGES_PER_MINUTE):
-            sender.send_message(str(chat_id), notifications.fold([text for _, text in taken]), thread_id)
-            for key, _ in taken:
-                _mark_sent(outbox, key)
-                out.add(key)
-            taken = []
-    finally:
-        _give_back(outbox, taken)
-    return out
-
-
-def to_people(store: Store, outbox: Outbox, sender: Sender, notices: dict[str, list[tuple[str, str]]],
+def to_people(store: Store, outbox: Outbox, sender: Sender, notices: dict[str, list[Notice]],
               now: datetime, direct_chat: DirectChat) -> set[str]:
     """Direct messages: at most one a minute per person. Over that, the notices wait in the
     person's queue and the next minute's message (`flush_direct`) carries them all, folded; a
-    queued notice counts as out. A person who never linked a private chat: nothing to send."""
+    queued notice counts as out. A person who never linked a private chat: nothing to send.
+    No buttons: a press counts only from an allowed chat, so they are on the chat's message."""
     out: set[str] = set()
     queue = DirectQueue(store)
     for username, theirs in notices.items():
         chat = direct_chat(store, username)
         if chat is None:
-            out |= {key for key, _ in theirs}
+            out |= {notice.key for notice in theirs}
             continue
-        taken = _claim(outbox, theirs, now, out)
+        claimed = delivery.Delivery()
+        taken = delivery.claim(outbox, theirs, now, claimed)
+        out |= claimed.out
         if not taken:
             continue
         try:
             if _direct_budget(outbox, username, now):
-                texts = [text for _, text in taken]
+                texts = [notice.text for notice in taken]
                 sender.send_message(str(chat), texts[0] if len(texts) == 1 else notifications.fold(texts))
             else:
-                queue.add(username, taken, now.timestamp())
-            for key, _ in taken:
-                _mark_sent(outbox, key)
-                out.add(key)
-            taken = []
+                queue.add(username, [(notice.key, notice.text) for notice in taken], now.timestamp())
+            done, taken = taken, []  # sent or queued: never given back, even by a run dying here
+            for notice in done:
+                delivery.mark_sent(outbox, notice.key)
+                out.add(notice.key)
         finally:
-            _give_back(outbox, taken)
+            delivery.give_back(outbox, taken)
     return out
 
 
@@ -314,31 +286,3 @@ def flush_direct(store: Store, sender: Sender, now: datetime, direct_chat: Direc
 def _direct_budget(outbox: Outbox, username: str, now: datetime) -> bool:
     return outbox.take_budget(f"dm#{username.lower()}", int(now.timestamp() // 60), 1,
                               DIRECT_MESSAGES_PER_MINUTE)
-
-
-def _claim(outbox: Outbox, notices: list[tuple[str, str]], now: datetime,
-           out: set[str]) -> list[tuple[str, str]]:
-    taken: list[tuple[str, str]] = []
-    try:
-        for key, text in notices:
-            state_ = outbox.claim(key, now.timestamp())
-            if state_ is Claim.TAKEN:
-                taken.append((key, text))
-            elif state_ is Claim.SENT:
-                out.add(key)
-    except BaseException:
-        _give_back(outbox, taken)
-        raise
-    return taken
-
-
-def _mark_sent(outbox: Outbox, key: str) -> None:
-    from chalicelib.notifier import _mark_sent as mark
-
-    mark(outbox, key)
-
-
-def _give_back(outbox: Outbox, taken: list[tuple[str, str]]) -> None:
-    from chalicelib.notifier import _give_back as give_back
-
-    give_back(outbox, taken)
