@@ -396,6 +396,22 @@ class Store:
         return [_incident_from_item(item) for item in itertools.islice(merged, count)]
 
     @_translating_errors
+    def every_in(self, statuses: list[str]) -> list[dict[str, Any]]:
+        """Every incident in `statuses`, oldest first: for the open ones, a read bounded by
+        what is open, never by the table."""
+        partitions = [
+            self.query_all({
+                "IndexName": STATUS_INDEX,
+                "KeyConditionExpression": "#status = :status",
+                "ExpressionAttributeNames": {"#status": "status"},
+                "ExpressionAttributeValues": _values({":status": status}),
+            })
+            for status in statuses
+        ]
+        merged = heapq.merge(*partitions, key=lambda item: item["created_key"])
+        return [_incident_from_item(item) for item in merged]
+
+    @_translating_errors
     def count(self, status: str, source: str | None = None) -> int:
         """Select=COUNT: reads the partition (or the source's run in it), returns no item."""
         params: dict[str, Any] = {

@@ -44,7 +44,7 @@ READS = {
     "on_alarm_notification": ("",), "on_alarm_state_change": ("",),
     "on_incident_change": ("",), "remind_waiting_incidents": ("", "by_status"),
     "escalate": ("", "by_escalation"),
-    "daily_digest": ("", "by_status", "by_status_source"), GAUGE_FUNCTION: ("by_status",),
+    "daily_digest": ("", "by_status"), GAUGE_FUNCTION: ("by_status",),
     INTAKE_FUNCTION: ("",),
 }
 PARAMETER = "/incidents/dev/api-keys"
