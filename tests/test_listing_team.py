@@ -165,3 +165,18 @@ def test_a_team_page_reads_at_most_limit_plus_one_items_per_status_partition(
                 break
         assert cursor is None
         assert len(ids) == len(set(ids)) == matches
+
+
+def test_an_incident_teamed_before_the_index_rejoins_the_list_when_its_assignee_changes(api, store, dynamodb):
+    """Data written by earlier code has `team` without the index's key (docs/table-design.md)."""
+    from chalicelib.store import _incident_key, _key
+
+    put(api, "ops", TEAM)
+    incident = services.open_incident(store, description="old", source="operator", by="api", team="ops").incident
+    dynamodb.update_item(TableName=store.table_name, Key=_key(_incident_key(incident["id"])),
+                         UpdateExpression="REMOVE team_created")
+    assert api.get("/incidents?team=ops").json_body["items"] == []
+
+    assert api.patch(f"/incidents/{incident['id']}", {"assignee": "oleg_k"}).status_code == 200
+
+    assert [i["id"] for i in api.get("/incidents?team=ops").json_body["items"]] == [incident["id"]]
