@@ -15,8 +15,10 @@ the incident item plus one item per history entry), built by the store's own hel
   sources monitoring 60 %, operator 30 %, partner 10 %. One incident of the backlog has 1,000
   history entries (the status change on it is measured).
 - the skewed set (issue #10): the same statuses, but `partner` matches no incident, `operator`
-  0.1 % (every 1000th, from the oldest), `monitoring` the rest. Every filter combination is
-  listed on it, from the top and from a cursor at the middle of the table.
+  0.1 % (every 1000th, from the oldest), `monitoring` the rest; and teams (issue #24): team
+  `scooters` owns 0.1 % (every 1000th, offset from `operator`'s), `ghost` none, `ops` and
+  `payments` a third each, the rest no team. Every filter combination is listed on it, from the
+  top and from a cursor at the middle of the table.
 
     from dynamo_counts import measure_size
     measure_size(10_000)  -> SizeResult(size=10000, ops={"get": OpResult(...), ...}, skew=...)
@@ -79,6 +81,22 @@ SKEW_INDEX = {  # what a page of each filter combination queries
     (True, False): ("by_status", 1),
     (False, True): ("by_source", 1),
     (True, True): ("by_status_source", 1),
+}
+# Teams on the skewed set: one owning nothing, one 0.1 % (ids 250, 1250, …), two big ones.
+SKEW_NONE_TEAM = "ghost"
+SKEW_RARE_TEAM = "scooters"
+SKEW_RARE_TEAM_OFFSET = 250  # below the middle at every size, as the rare source
+SKEW_BIG_TEAMS = ("ops", "payments", None)  # by id mod 3
+# (case name, status, team)
+SKEW_TEAM_CASES = [
+    ("team 0.1%", None, SKEW_RARE_TEAM),
+    ("team none", None, SKEW_NONE_TEAM),
+    ("status+team 0.1%", SKEW_STATUS, SKEW_RARE_TEAM),
+    ("status+team none", SKEW_STATUS, SKEW_NONE_TEAM),
+]
+SKEW_TEAM_INDEX = {  # a team alone: one Query per status, merged
+    False: ("by_status_team", 4),
+    True: ("by_status_team", 1),
 }
 
 
@@ -226,6 +244,12 @@ def skewed_plan(size: int) -> list[tuple[str, str]]:
             for incident_id, (status, _) in enumerate(seed_plan(size), start=1)]
 
 
+def skewed_team(incident_id: int) -> str | None:
+    if incident_id % SKEW_RARE_EVERY == SKEW_RARE_TEAM_OFFSET % SKEW_RARE_EVERY:
+        return SKEW_RARE_TEAM
+    return SKEW_BIG_TEAMS[incident_id % 3]
+
+
 def long_history_id(plan: list[tuple[str, str]]) -> int | None:
     """The newest in_progress incident at least 5 places from the newest (its 1,000 entries,
     100 ms apart, must end before now), if any."""
@@ -266,10 +290,11 @@ def incident_items(incident: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
 
 def seed(table: Any, size: int, now: datetime, *, plan: list[tuple[str, str]] | None = None,
-         long_history: bool = False) -> dict[str, int]:
+         long_history: bool = False,
+         team_of: Callable[[int], str | None] = lambda _: None) -> dict[str, int]:
     """`size` incidents, ids 1..size, one every 5 minutes up to a minute ago, each with its
     history entries; and the id counter. With `long_history`, long_history_id(plan) gets
-    LONG_HISTORY entries."""
+    LONG_HISTORY entries; `team_of(id)`: the incident's team."""
     from chalicelib.store import _COUNTER_KEY
 
     plan = plan if plan is not None else seed_plan(size)
@@ -284,6 +309,7 @@ def seed(table: Any, size: int, now: datetime, *, plan: list[tuple[str, str]] | 
                                            step=timedelta(milliseconds=100))
             else:
                 incident = seeded_incident(incident_id, source, created, PATH_TO[status])
+            incident["team"] = team_of(incident_id)
             for item in incident_items(incident):
                 batch.put_item(Item=item)
             by_status[status] = by_status.get(status, 0) + 1
@@ -478,6 +504,19 @@ def run_skewed(http: Http, recorder: CallRecorder, middle_key: str) -> dict[str,
                      if (status and i["status"] != status) or (source and i["source"] != source)]
             if wrong:
                 raise RuntimeError(f"skewed page {label} returned incidents outside its filter: {wrong[:3]}")
+    for name, status, team in SKEW_TEAM_CASES:
+        index, partitions = SKEW_TEAM_INDEX[status is not None]
+        cursor = cursors.encode(middle_key, {"status": status, "source": None, "team": team})
+        for label, extra in ((name, ""), (f"{name}, cursor", f"&cursor={cursor}")):
+            query = "&".join(q for q in (skew_query(status, None), f"team={team}", f"limit={PAGE_LIMIT}") if q)
+            page = measured(label, lambda p=f"/incidents?{query}{extra}": http.request("GET", p))
+            measured.ops[label].returned = len(page.json_body["items"])
+            measured.ops[label].partitions = partitions
+            measured.ops[label].index = index
+            wrong = [i for i in page.json_body["items"]
+                     if (status and i["status"] != status) or i["team"] != team]
+            if wrong:
+                raise RuntimeError(f"skewed page {label} returned incidents outside its filter: {wrong[:3]}")
     return measured.ops
 
 
@@ -554,7 +593,7 @@ def measure_size(size: int, *, log: Callable[[str], None] = lambda _: None,
             started = time.perf_counter()
             fast_writer = boto3.resource("dynamodb", config=fast_writer_config)
             skew_seeded = seed(fast_writer.Table(SKEW_TABLE), size, datetime.now(timezone.utc),
-                               plan=skewed_plan(size))
+                               plan=skewed_plan(size), team_of=skewed_team)
             result.skew_seed_seconds = time.perf_counter() - started
             log(f"  seeded the skewed set of {size:,} in {result.skew_seed_seconds:.1f}s {skew_seeded}")
             middle = boto3.client("dynamodb").get_item(

@@ -64,8 +64,8 @@ def growth(first: float, last: float) -> float:
 
 
 def part_counts(sizes: list[int], targets: list[tuple[str, bool | None, str]]) -> None:
-    from dynamo_counts import (BIG_PAGE_LIMIT, LONG_HISTORY, PAGE_LIMIT, SKEW_CASES, WALK_STATUS,
-                               measure_size, skewed_checks)
+    from dynamo_counts import (BIG_PAGE_LIMIT, LONG_HISTORY, PAGE_LIMIT, SKEW_CASES, SKEW_NONE_TEAM,
+                               SKEW_RARE_TEAM, WALK_STATUS, measure_size, skewed_checks)
 
     say("## 1. DynamoDB cost per operation (moto in-process; botocore after-call hooks)")
     results = []
@@ -114,6 +114,7 @@ def part_counts(sizes: list[int], targets: list[tuple[str, bool | None, str]]) -
     say()
 
     say(f"### Skewed set (issue #10): '{SKEW_CASES[3][2]}' matches nothing, '{SKEW_CASES[2][2]}' 0.1 %; "
+        f"team '{SKEW_NONE_TEAM}' owns nothing, '{SKEW_RARE_TEAM}' 0.1 % (issue #24); "
         f"page size {PAGE_LIMIT}; cursor = the one a page ending at the middle incident carries")
     skew_rows = []
     for name in last.skew:
@@ -179,7 +180,8 @@ def part_counts(sizes: list[int], targets: list[tuple[str, bool | None, str]]) -
     cases = len(last.skew)
     targets.append((f"skewed set, {cases} pages (every filter combination, with and without a cursor) at "
                     f"{', '.join(short(r.size) for r in results)}: DynamoDB calls per page = indexes "
-                    f"queried (1 for every filter)" + (f" — {checks['calls'][:3]}" if checks['calls'] else ""),
+                    f"queried (1 for every filter, 4 for a team alone: one per status)"
+                    + (f" — {checks['calls'][:3]}" if checks['calls'] else ""),
                     not checks["calls"], ""))
     targets.append((f"skewed set: items read per page ≤ (limit+1) × indexes queried, ≤ limit+1 = "
                     f"{PAGE_LIMIT + 1} per call" + (f" — {(checks['items'] + checks['per_call'])[:3]}"
@@ -191,6 +193,18 @@ def part_counts(sizes: list[int], targets: list[tuple[str, bool | None, str]]) -
     targets.append((f"skewed set: items read per incident returned flat {short(first.size)}→{short(last.size)} "
                     f"(growth ≤ {FLAT_GROWTH}×; worst {checks['read_per_returned_growth']:.2f}×)",
                     checks["read_per_returned_growth"] <= FLAT_GROWTH, ""))
+    team_pages = [(r, name) for r in results for name in r.skew if "team" in name]
+    worst = max((r.skew[name].items_read for r, name in team_pages), default=0)
+    over = [f"{name} @{short(r.size)}" for r, name in team_pages
+            if r.skew[name].items_read > (PAGE_LIMIT + 1) * r.skew[name].partitions
+            or r.skew[name].call_count != r.skew[name].partitions]
+    growth_team = max((growth(first.skew[n].read_per_returned, last.skew[n].read_per_returned)
+                       for n in last.skew if "team" in n), default=1.0)
+    targets.append((f"skewed set, team filter ({SKEW_NONE_TEAM}: none, {SKEW_RARE_TEAM}: 0.1 %; alone and "
+                    f"with status; first page and from a cursor) at {', '.join(short(r.size) for r in results)}: "
+                    f"≤ (limit+1) × queries read per page (most {worst}), flat per incident returned "
+                    f"(worst {growth_team:.2f}×)" + (f" — {over[:3]}" if over else ""),
+                    bool(team_pages) and not over and growth_team <= FLAT_GROWTH, ""))
 
 
 def last_json(stdout: str) -> dict:

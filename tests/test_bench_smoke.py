@@ -88,15 +88,21 @@ def test_a_100_item_page_is_measured(bench: Any, result: Any) -> None:
 
 
 def test_skewed_pages_query_each_index_once_reading_at_most_limit_plus_one(bench: Any, result: Any) -> None:
-    expected = {f"{name}{suffix}" for name, _, _ in bench.SKEW_CASES for suffix in ("", ", cursor")}
+    expected = {f"{name}{suffix}" for name, _, _ in bench.SKEW_CASES + bench.SKEW_TEAM_CASES
+                for suffix in ("", ", cursor")}
     assert set(result.skew) == expected
     for name, op in result.skew.items():
         assert all(c.operation == "Query" for c in op.calls), name
-        assert op.call_count == op.partitions == 1, name
+        # a team alone: one Query per status partition of by_status_team
+        assert op.call_count == op.partitions == (4 if name.startswith("team ") else 1), name
         assert op.max_read_per_call <= bench.PAGE_LIMIT + 1, name
         assert op.items_read <= (bench.PAGE_LIMIT + 1) * op.partitions, name
     assert result.skew["source none"].returned == 0
     assert result.skew["source 0.1%"].returned == len(range(1, SIZE + 1, bench.SKEW_RARE_EVERY))
+    assert result.skew["team none"].returned == result.skew["status+team none"].returned == 0
+    assert result.skew["team none"].items_read == 0
+    rare = [i for i in range(1, SIZE + 1) if bench.skewed_team(i) == bench.SKEW_RARE_TEAM]
+    assert result.skew["team 0.1%"].returned == len(rare)
     checks = bench.skewed_checks([result, result])
     assert not checks["calls"] and not checks["items"] and not checks["per_call"]
 
@@ -123,12 +129,12 @@ def test_seeding_writes_the_v2_layout(bench: Any) -> None:
 
 
 def test_moto_speed_ups_answer_exactly_as_moto_does(bench: Any) -> None:
-    from chalicelib.store import SOURCE_INDEX, STATUS_INDEX, STATUS_SOURCE_INDEX, create_table
+    from chalicelib.store import SOURCE_INDEX, STATUS_INDEX, STATUS_SOURCE_INDEX, STATUS_TEAM_INDEX, create_table
 
     with bench.mock_aws():
         create_table(boto3.client("dynamodb"), "smoke")
         table = boto3.resource("dynamodb").Table("smoke")
-        bench.seed(table, SIZE, datetime.now(timezone.utc), long_history=True)
+        bench.seed(table, SIZE, datetime.now(timezone.utc), long_history=True, team_of=bench.skewed_team)
         queries = [dict(IndexName=STATUS_INDEX, KeyConditionExpression=Key("status").eq(s),
                         ScanIndexForward=forward, Limit=51)
                    for s in ("new", "closed") for forward in (True, False)]
@@ -140,6 +146,12 @@ def test_moto_speed_ups_answer_exactly_as_moto_does(bench: Any) -> None:
         queries += [dict(IndexName=STATUS_SOURCE_INDEX,
                          KeyConditionExpression=Key("status").eq(s) & Key("source_created").lt("operator$"),
                          ScanIndexForward=False, Limit=51) for s in ("new", "closed")]
+        # The sparse index: only the teamed incidents are in it.
+        queries += [dict(IndexName=STATUS_TEAM_INDEX, KeyConditionExpression=Key("status").eq(s),
+                         ScanIndexForward=forward, Limit=51) for s in ("new", "closed") for forward in (True, False)]
+        queries += [dict(IndexName=STATUS_TEAM_INDEX,
+                         KeyConditionExpression=Key("status").eq("closed") & Key("team_created").begins_with(t),
+                         ScanIndexForward=False, Limit=51) for t in ("ops#", "ghost#")]
         # An item collection: the incident and its newest entries, as the store reads it.
         long_id = bench.long_history_id(bench.seed_plan(SIZE))
         queries += [dict(KeyConditionExpression=Key("pk").eq(f"incident#{i}") & Key("sk").lte("incident"),
@@ -159,6 +171,15 @@ def test_moto_speed_ups_answer_exactly_as_moto_does(bench: Any) -> None:
         with plain_moto():
             plain = answers()
         assert all(answer["Count"] for answer in plain[:4])  # the queries do find incidents
+        assert answers() == plain
+        # A team taken away from one incident and given to another: the sparse index follows.
+        table.update_item(Key={"pk": "incident#3", "sk": "incident"}, UpdateExpression="REMOVE team, team_created")
+        created = table.get_item(Key={"pk": "incident#2", "sk": "incident"})["Item"]["created_key"]
+        table.update_item(Key={"pk": "incident#2", "sk": "incident"},
+                          UpdateExpression="SET team = :team, team_created = :key",
+                          ExpressionAttributeValues={":team": "ops", ":key": f"ops#{created}"})
+        with plain_moto():
+            plain = answers()
         assert answers() == plain
         _cancelled_transaction_changes_nothing(table)
 
