@@ -121,7 +121,7 @@ def create_incident() -> Response:
 def list_incidents() -> Response:
     query = payloads.list_query(app.current_request.query_params)
     page = services.list_incidents(
-        default_store(), status=query.status, source=query.source,
+        default_store(), status=query.status, source=query.source, team=query.team,
         limit=query.limit, cursor=query.cursor,
     )
     items = [public_view(incident) for incident in page.items]

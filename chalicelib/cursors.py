@@ -46,7 +46,7 @@ def decode(cursor: str, filters: dict[str, Any], position: re.Pattern[str] | Non
     if position is not None and not position.fullmatch(data["p"]):
         raise InvalidInput(NOT_ISSUED)
     if data.get("f") != filters:
-        raise InvalidInput("cursor was issued for other filters; repeat the same status and source")
+        raise InvalidInput("cursor was issued for other filters; repeat the same status, source and team")
     return data["p"]
 
 

@@ -44,7 +44,9 @@ def reminder_text(incident: dict[str, Any], now: datetime) -> str:
     return f"#{incident['id']} has waited {_age(incident['created_at'], now)} in new"
 
 
-def digest_text(counts: dict[tuple[str, str], int], oldest: list[dict[str, Any]], now: datetime) -> str:
+def digest_text(counts: dict[tuple[str, str], int], oldest: list[dict[str, Any]], now: datetime,
+                whose: str = "") -> str:
+    """`whose`: whose incidents these are (" in ops", " without a team"; "" for all)."""
     lines = [
         f"#{i['id']} [{_labels(i)}] {i['status']} for {_age(i['created_at'], now)}: "
         f"{_preview(i['description'], 80)}"
@@ -57,7 +59,7 @@ def digest_text(counts: dict[tuple[str, str], int], oldest: list[dict[str, Any]]
         by_source[source] = by_source.get(source, 0) + count
     statuses = ", ".join(f"{count} {status}" for status, count in by_status.items())
     sources = ", ".join(f"{source} {count}" for source, count in by_source.items())
-    lines.append(f"Open: {statuses} ({sources})" if oldest else "No open incidents.")
+    lines.append(f"Open{whose}: {statuses} ({sources})" if oldest else f"No open incidents{whose}.")
     return "\n".join(lines)
 
 

@@ -142,15 +142,51 @@ def send_reminders(store: Store, sender: Sender, settings: Settings, now: dateti
 
 
 def send_digest(store: Store, sender: Sender, settings: Settings, now: datetime) -> int:
+    """Each team's chat (and topic) the digest of its own open incidents; the stage's chat that
+    of the incidents without a team or whose team was deleted. A muted chat gets none. Reads the
+    open incidents and the teams, never the table; each digest once a day (its outbox key)."""
+    from chalicelib.oncall.store import TeamStore
+
     outbox = Outbox(store)
-    if settings.chat_id is None or _muted(outbox, settings.chat_id, now):
-        return 0
-    statuses = [str(s) for s in OPEN_STATUSES]
-    counts = {(status, str(source)): store.count(status, str(source))
-              for status in statuses for source in Source}
-    oldest = store.oldest(statuses=statuses, count=OLDEST_IN_DIGEST)
-    text = notifications.digest_text(counts, oldest, now)
-    return _send(outbox, sender, settings.chat_id, [(f"digest#{now.date().isoformat()}", text)], now)
+    teams = {item["sk"]: item for item in TeamStore(store).teams()}
+    theirs: dict[str | None, list[dict[str, Any]]] = {name: [] for name in teams}
+    theirs[None] = []
+    for incident in store.every_in([str(s) for s in OPEN_STATUSES]):  # oldest first
+        team = incident.get("team")
+        theirs[team if team in teams else None].append(incident)
+    day = now.date().isoformat()
+    digests: list[tuple[Destination, str, str]] = []  # (where, outbox key, text)
+    if settings.chat_id is not None:
+        whose = " without a team" if teams else ""
+        digests.append(((settings.chat_id, None), f"digest#{day}#{settings.chat_id}",
+                        _digest(theirs[None], now, whose)))
+    for name, team in sorted(teams.items()):
+        chat_id = str(int(team["chat_id"]))
+        thread_id = int(team["thread_id"]) if team.get("thread_id") is not None else None
+        digests.append(((chat_id, thread_id), f"digest#{day}#{chat_id}#{name}",
+                        _digest(theirs[name], now, f" in {name}")))
+    muted: dict[str, bool] = {}
+    sent, failed = 0, None
+    for (chat_id, thread_id), key, text in digests:
+        try:
+            if chat_id not in muted:
+                muted[chat_id] = _muted(outbox, chat_id, now)
+            if not muted[chat_id]:
+                sent += _send(outbox, sender, chat_id, [(key, text)], now, thread_id)
+        except Exception as error:  # one chat failing must not keep the digest from the others
+            logger.warning("a digest was not sent; the run is retried",
+                           extra={"chat_id": chat_id, "error": type(error).__name__})
+            failed = failed or error
+    if failed is not None:
+        raise failed  # the retry sends only what is not sent yet (outbox keys)
+    return sent
+
+
+def _digest(incidents: list[dict[str, Any]], now: datetime, whose: str) -> str:
+    counts = {(str(status), str(source)): 0 for status in OPEN_STATUSES for source in Source}
+    for incident in incidents:
+        counts[(incident["status"], incident["source"])] += 1
+    return notifications.digest_text(counts, incidents[:OLDEST_IN_DIGEST], now, whose)
 
 
 def mute(store: Store, chat_id: int, until: datetime) -> None:

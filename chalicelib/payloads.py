@@ -42,6 +42,7 @@ class ListQuery:
     source: Source | None
     limit: int
     cursor: str | None
+    team: str | None = None
 
 
 def json_object(raw: bytes | None, content_type: str | None,
@@ -184,12 +185,27 @@ def list_query(params: Mapping[str, str] | None) -> ListQuery:
     params = params or {}
     status = params.get("status")
     source = params.get("source")
-    return ListQuery(
+    team = params.get("team")
+    query = ListQuery(
         status=parse_status(status) if status is not None else None,
         source=parse_source(source) if source is not None else None,
         limit=_limit(params.get("limit")),
         cursor=params.get("cursor"),
+        team=_team_filter(team) if team is not None else None,
     )
+    if query.team is not None and query.source is not None:
+        # No index holds team and source together: it could only be filtered, not read.
+        raise InvalidInput("team combines with status only, not with source; "
+                           "list ?team=<name> or ?team=<name>&status=<status>")
+    return query
+
+
+def _team_filter(value: str) -> str:
+    from chalicelib.oncall.teams import TEAM_NAME, TEAM_NAME_RULE  # teams imports this module
+
+    if not TEAM_NAME.fullmatch(value):
+        raise InvalidInput(f"team must be a team's name, {TEAM_NAME_RULE}; got {value[:40]!r}")
+    return value
 
 
 @dataclass(frozen=True)

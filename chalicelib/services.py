@@ -342,7 +342,7 @@ def reassign(store: Store, incident_id: int, *, team: Any = UNSET, assignee: Any
         entry = history_entry(at, Status(current["status"]), text, by)
         try:
             store.reassign(incident_id, entry, team=new_team, assignee=new_assignee, escalation=running,
-                           expected_versions=expected, paged=paged)
+                           created_key=created_key(current), expected_versions=expected, paged=paged)
         except ConditionFailed:
             at = now_iso()
             continue
@@ -418,13 +418,16 @@ def list_incidents(
     *,
     status: Status | None = None,
     source: str | None = None,
+    team: str | None = None,
     limit: int,
     cursor: str | None = None,
 ) -> Page:
     filters = {"status": status and str(status), "source": source and str(source)}
+    if team is not None:  # only then: cursors issued before the team filter stay valid
+        filters["team"] = team
     before = cursors.decode(cursor, filters, cursors.LIST_POSITION) if cursor is not None else None
     statuses = [str(status)] if status else None
-    found = store.newest(statuses=statuses, source=filters["source"], before_key=before,
+    found = store.newest(statuses=statuses, source=filters["source"], team=team, before_key=before,
                          count=limit + 1)
     page = found[:limit]
     next_cursor = cursors.encode(created_key(page[-1]), filters) if len(found) > limit else None

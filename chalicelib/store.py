@@ -17,12 +17,14 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib import aws, metrics
-from chalicelib.incidents import LimitExceeded, Unavailable
+from chalicelib.incidents import LimitExceeded, Status, Unavailable
 
 STATUS_INDEX = "by_status"
 SOURCE_INDEX = "by_source"
 STATUS_SOURCE_INDEX = "by_status_source"
 CREATED_INDEX = "by_created"
+# Sparse: only incidents with a team carry `team_created` (docs/table-design.md).
+STATUS_TEAM_INDEX = "by_status_team"
 # Sparse: only incidents whose escalation runs carry its keys (docs/table-design.md).
 ESCALATION_INDEX = "by_escalation"
 ESCALATION_DUE = "due"
@@ -60,7 +62,7 @@ TABLE_DEFINITION: dict[str, Any] = {
     "AttributeDefinitions": [
         {"AttributeName": name, "AttributeType": "S"}
         for name in ("pk", "sk", "status", "source", "created_key", "source_created", "listed",
-                     "esc_due", "esc_key")
+                     "esc_due", "esc_key", "team_created")
     ],
     "GlobalSecondaryIndexes": [
         _index(STATUS_INDEX, "status", "created_key"),
@@ -68,6 +70,7 @@ TABLE_DEFINITION: dict[str, Any] = {
         _index(STATUS_SOURCE_INDEX, "status", "source_created"),
         _index(CREATED_INDEX, "listed", "created_key"),
         _index(ESCALATION_INDEX, "esc_due", "esc_key"),
+        _index(STATUS_TEAM_INDEX, "status", "team_created"),
     ],
     "BillingMode": "PAY_PER_REQUEST",
     # The notifier's trigger: one INSERT per history entry (docs/notifications.md).
@@ -333,12 +336,15 @@ class Store:
 
     @_translating_errors
     def newest(
-        self, *, statuses: list[str] | None, source: str | None, before_key: str | None, count: int
+        self, *, statuses: list[str] | None, source: str | None, before_key: str | None, count: int,
+        team: str | None = None,
     ) -> list[dict[str, Any]]:
-        """Newest first, below `before_key`: one Query per partition, merged; no filter."""
+        """Newest first, below `before_key`: one Query per partition, merged; no filter.
+        `team` combines with `statuses` only (no index holds team and source)."""
         partitions = [
             self._newest_in(partition, before_key, count)
-            for partition in _partitions(statuses, source)
+            for partition in (_team_partitions(statuses, team) if team is not None
+                              else _partitions(statuses, source))
         ]
         merged = heapq.merge(*partitions, key=lambda item: item["created_key"], reverse=True)
         return [_incident_from_item(item) for item in itertools.islice(merged, count)]
@@ -388,6 +394,22 @@ class Store:
         ]
         merged = heapq.merge(*partitions, key=lambda item: item["created_key"])
         return [_incident_from_item(item) for item in itertools.islice(merged, count)]
+
+    @_translating_errors
+    def every_in(self, statuses: list[str]) -> list[dict[str, Any]]:
+        """Every incident in `statuses`, oldest first: for the open ones, a read bounded by
+        what is open, never by the table."""
+        partitions = [
+            self.query_all({
+                "IndexName": STATUS_INDEX,
+                "KeyConditionExpression": "#status = :status",
+                "ExpressionAttributeNames": {"#status": "status"},
+                "ExpressionAttributeValues": _values({":status": status}),
+            })
+            for status in statuses
+        ]
+        merged = heapq.merge(*partitions, key=lambda item: item["created_key"])
+        return [_incident_from_item(item) for item in merged]
 
     @_translating_errors
     def count(self, status: str, source: str | None = None) -> int:
@@ -624,16 +646,18 @@ class Store:
 
     @_translating_errors
     def reassign(self, incident_id: int, entry: dict[str, Any], *, team: str | None, assignee: str | None,
-                 escalation: dict[str, Any] | None, expected_versions: list[int] | None = None,
-                 paged: list[str] | None = None) -> None:
+                 escalation: dict[str, Any] | None, created_key: str,
+                 expected_versions: list[int] | None = None, paged: list[str] | None = None) -> None:
         """Sets team and assignee (None: removes) and starts or ends the escalation, while the
-        incident still has entry["status"]; else ConditionFailed (as it was)."""
+        incident still has entry["status"]; else ConditionFailed (as it was). `created_key`:
+        the incident's, for the team index's key, set or removed with `team`."""
         values: dict[str, Any] = {":status": entry["status"], ":at": entry["at"]}
         condition = "attribute_exists(pk) AND #status = :status AND last_entry_at < :at"
         if expected_versions is not None:
             condition += f" AND version IN ({_placeholders(values, 'v', expected_versions or [-1])})"
         sets, removed = [], list(ESCALATION_ATTRIBUTES)
-        for name, value in (("team", team), ("assignee", assignee)):
+        for name, value in (("team", team), ("assignee", assignee),
+                            ("team_created", team and team_created(team, created_key))):
             if value is None:
                 removed.append(name)
             else:
@@ -871,6 +895,13 @@ def _partitions(statuses: list[str] | None, source: str | None) -> list[_Partiti
             for status in statuses]
 
 
+def _team_partitions(statuses: list[str] | None, team: str) -> list[_Partition]:
+    """A team alone: one partition per status (every incident has one), as `?status=` reads
+    one per status it names."""
+    return [_Partition(STATUS_TEAM_INDEX, "status", status, "team_created", f"{team}#")
+            for status in (statuses if statuses is not None else [str(s) for s in Status])]
+
+
 def _id_of(created_key_: str) -> int:
     return int(created_key_.rsplit("#", 1)[1])
 
@@ -929,7 +960,8 @@ def created_key(incident: dict[str, Any]) -> str:
     return f"{incident['created_at']}#{incident['id']:020d}"
 
 
-_INDEX_ONLY = ("pk", "sk", "created_key", "source_created", "listed", "dedup_successor", WRITE_TOKEN)
+_INDEX_ONLY = ("pk", "sk", "created_key", "source_created", "team_created", "listed", "dedup_successor",
+               WRITE_TOKEN)
 _INTEGERS = ("id", "occurrences", "version", "history_count")
 _OPTIONAL = ("team", "assignee")
 
@@ -941,9 +973,16 @@ def _item_from_incident(incident: dict[str, Any]) -> dict[str, Any]:
               if k not in ("history", "escalation") and not (k in _OPTIONAL and v is None)}
     last = incident["history"][-1]["at"] if incident.get("history") else incident["updated_at"]
     escalation = incident.get("escalation")
+    team = incident.get("team")
     return {**_incident_key(incident["id"]), "created_key": key,
             "source_created": f"{incident['source']}#{key}", "listed": LISTED, "last_entry_at": last,
+            **({"team_created": team_created(team, key)} if team else {}),
             **fields, **(escalation_attributes(incident["id"], escalation) if escalation else {})}
+
+
+def team_created(team: str, created_key_: str) -> str:
+    """by_status_team's sort key: team names are [a-z0-9-], so '#' ends the name."""
+    return f"{team}#{created_key_}"
 
 
 def escalation_attributes(incident_id: int, escalation: dict[str, Any]) -> dict[str, Any]:

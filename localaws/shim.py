@@ -129,10 +129,9 @@ def _fast_query(self: MotoTable, hash_key: Any, *args: Any, **kwargs: Any) -> An
         return _original_query(self, hash_key, *args, **kwargs)
     if index_name:
         index = next((i for i in self.global_indexes if i.name == index_name), None)
-        hash_attrs = [k["AttributeName"] for k in index.schema if k["KeyType"] == "HASH"] if index else []
-        if len(hash_attrs) != 1:
+        if index is None or _index_key(index) is None:
             return _original_query(self, hash_key, *args, **kwargs)
-        only = _partitions(self).get(hash_attrs[0], {}).get(_plain_key(hash_key), {})
+        only = _partitions(self).get(index_name, {}).get(_plain_key(hash_key), {})
     elif self.range_key_attr:
         only = self.items.get(hash_key, {})
     else:
@@ -153,8 +152,27 @@ def _item_key(hash_key: Any, range_key: Any) -> tuple[Any, ...]:
     return _plain_key(hash_key) + (_plain_key(range_key) if range_key is not None else ())
 
 
+def _index_key(index: Any) -> tuple[str, tuple[str, ...]] | None:
+    """(hash attribute, every key attribute) of a GSI with one hash key; else None."""
+    hashes = [k["AttributeName"] for k in index.schema if k["KeyType"] == "HASH"]
+    if len(hashes) != 1:
+        return None
+    return hashes[0], tuple(k["AttributeName"] for k in index.schema)
+
+
+def _indexed_under(table: MotoTable, item: Any) -> list[tuple[str, Any]]:
+    """(index name, hash value) of every GSI partition that holds the item: DynamoDB indexes an
+    item only when it has all the index's key attributes (a sparse index holds few)."""
+    under = []
+    for index in table.global_indexes:
+        key = _index_key(index)
+        if key is not None and all(item.attrs.get(attr) is not None for attr in key[1]):
+            under.append((index.name, _plain_key(item.attrs[key[0]])))
+    return under
+
+
 def _partitions(table: MotoTable) -> dict[str, dict[Any, dict[Any, Any]]]:
-    """GSI hash attribute -> its value -> {item key: item}, made on a table's first GSI Query
+    """GSI name -> its hash key's value -> {item key: item}, made on a table's first GSI Query
     (or by index_table), then kept by _reindex after every write."""
     partitions = table.__dict__.get("_partitions")
     if partitions is None:
@@ -165,20 +183,16 @@ def _partitions(table: MotoTable) -> dict[str, dict[Any, dict[Any, Any]]]:
 
 def index_table(table: MotoTable) -> None:
     """Makes the table's GSI partitions from its items: one pass."""
-    attrs = {k["AttributeName"] for i in table.global_indexes for k in i.schema if k["KeyType"] == "HASH"}
-    partitions: dict[str, dict[Any, dict[Any, Any]]] = {attr: {} for attr in attrs}
+    partitions: dict[str, dict[Any, dict[Any, Any]]] = {i.name: {} for i in table.global_indexes}
     indexed: dict[Any, list[tuple[str, Any]]] = {}
     collections = table.items.values() if table.range_key_attr else [table.items]
     for item in (item for collection in collections for item in collection.values()):
-        under = []
-        for attr, by_value in partitions.items():
-            value = item.attrs.get(attr)
-            if value is not None:
-                key = _item_key(item.hash_key, item.range_key)
-                by_value.setdefault(_plain_key(value), {})[key] = item
-                under.append((attr, _plain_key(value)))
+        under = _indexed_under(table, item)
         if under:
-            indexed[_item_key(item.hash_key, item.range_key)] = under
+            key = _item_key(item.hash_key, item.range_key)
+            for name, value in under:
+                partitions[name].setdefault(value, {})[key] = item
+            indexed[key] = under
     table.__dict__["_partitions"], table.__dict__["_indexed"] = partitions, indexed
 
 
@@ -186,22 +200,19 @@ def _reindex(table: MotoTable, hash_key: Any, range_key: Any) -> None:
     partitions = table.__dict__.get("_partitions")
     if partitions is None or (range_key is None) != (table.range_key_attr is None):
         return  # not indexed yet, or a key of another table of the same transaction
-    indexed = table.__dict__["_indexed"]  # item key -> [(attr, value)] it is under
+    indexed = table.__dict__["_indexed"]  # item key -> [(index name, value)] it is under
     key = _item_key(hash_key, range_key)
-    for attr, value in indexed.pop(key, ()):
-        partition = partitions[attr][value]
+    for name, value in indexed.pop(key, ()):
+        partition = partitions[name][value]
         partition.pop(key, None)
         if not partition:
-            del partitions[attr][value]
+            del partitions[name][value]
     item = table.get_item(hash_key, range_key)
     if item is None:
         return
-    under = []
-    for attr, by_value in partitions.items():
-        value = item.attrs.get(attr)
-        if value is not None:
-            by_value.setdefault(_plain_key(value), {})[key] = item
-            under.append((attr, _plain_key(value)))
+    under = _indexed_under(table, item)
+    for name, value in under:
+        partitions.setdefault(name, {}).setdefault(value, {})[key] = item
     if under:
         indexed[key] = under
 

@@ -280,13 +280,17 @@ def _parameters() -> dict[str, Any]:
                          "schema": _ref("schemas", "Status")},
         "SourceFilter": {"name": "source", "in": "query", "required": False,
                          "schema": _ref("schemas", "Source")},
+        "TeamFilter": {"name": "team", "in": "query", "required": False,
+                       "description": "The incidents of this team (a deleted team's too). Combines "
+                                      "with `status` only: with `source` it is a 400.",
+                       "schema": {"type": "string", "pattern": TEAM_PATTERN, "examples": ["ops"]}},
         "Limit": {"name": "limit", "in": "query", "required": False,
                   "description": "Page size.",
                   "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT,
                              "default": DEFAULT_LIMIT}},
         "Cursor": {"name": "cursor", "in": "query", "required": False,
                    "description": "`next_cursor` of the previous page, issued for the same "
-                                  "`status` and `source`; any other value is a 400.",
+                                  "`status`, `source` and `team`; any other value is a 400.",
                    "schema": {"type": "string", "minLength": 1}},
         "HistoryCursor": {"name": "cursor", "in": "query", "required": False,
                           "description": "`next_cursor` of the previous page of the same incident's "
@@ -416,7 +420,8 @@ def _paths() -> dict[str, Any]:
                                "null yields every matching incident exactly once.",
                 "tags": ["incidents"],
                 "parameters": [_ref("parameters", name)
-                               for name in ("StatusFilter", "SourceFilter", "Limit", "Cursor")],
+                               for name in ("StatusFilter", "SourceFilter", "TeamFilter", "Limit",
+                                            "Cursor")],
                 "responses": {
                     "200": {"description": "One page.",
                             "content": _json(_ref("schemas", "IncidentPage"))},

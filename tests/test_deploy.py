@@ -40,11 +40,11 @@ INTAKE_FUNCTION = resources.INTAKE_FUNCTION
 FUNCTIONS = (API, *BACKGROUND_FUNCTIONS, INTAKE_FUNCTION)
 # What each function reads of the table: the table itself and the indexes.
 READS = {
-    API: ("", "by_status", "by_source", "by_status_source", "by_created"),
+    API: ("", "by_status", "by_source", "by_status_source", "by_created", "by_status_team"),
     "on_alarm_notification": ("",), "on_alarm_state_change": ("",),
     "on_incident_change": ("",), "remind_waiting_incidents": ("", "by_status"),
     "escalate": ("", "by_escalation"),
-    "daily_digest": ("", "by_status", "by_status_source"), GAUGE_FUNCTION: ("by_status",),
+    "daily_digest": ("", "by_status"), GAUGE_FUNCTION: ("by_status",),
     INTAKE_FUNCTION: ("",),
 }
 PARAMETER = "/incidents/dev/api-keys"
@@ -458,7 +458,7 @@ def exercise_the_api(api: Any, client: Any) -> None:
     assert api.post("/incidents", deduplicated).status_code == 200
     replayed = api.post("/incidents", deduplicated, headers={"Idempotency-Key": "one"})
     assert replayed.headers.get("Idempotent-Replayed") == "true"
-    for query in ("status=new", "source=partner", "status=new&source=operator", ""):
+    for query in ("status=new", "source=partner", "status=new&source=operator", "team=ops", ""):
         page = api.get(f"/incidents?limit=1&{query}")
         assert page.status_code == 200 and page.json_body["next_cursor"] is not None or query
     assert api.get(f"/incidents/{plain['id']}").status_code == 200
