@@ -251,6 +251,37 @@ def teams(service: Any) -> dict[str, int]:
     return {"scooter": scooter, "gateway": gateway, "refunds": refunds}
 
 
+def test_choosing_a_team_lists_only_its_incidents_and_the_source_filter_still_applies_on_the_page(
+        service: Any, teams: dict[str, int]) -> None:
+    run, _ = service
+    scooter, gateway, refunds = teams["scooter"], teams["gateway"], teams["refunds"]
+    with Browser() as browser:
+        browser.viewport(1280, 800)
+        open_board(browser, run.base)
+        browser.wait_for("document.body.dataset.state === 'ready'")
+        browser.js("window.seen = []; window.fetch = ((real) => (url, init) => "
+                   "(window.seen.push(String(url)), real(url, init)))(window.fetch)")
+        assert browser.js("[...document.querySelectorAll('#team-filter option')].map(o => o.textContent)") == [
+            "all teams", "payments", "scooters"]
+        assert browser.js("document.getElementById('team-hint').textContent") == ""
+
+        choose_team(browser, "payments")
+        wait_for_columns(browser, [gateway], [refunds])
+        choose_source(browser, "partner")
+        wait_for_columns(browser, [], [refunds])
+        choose_source(browser, "")
+        choose_team(browser, "scooters")
+        wait_for_columns(browser, [scooter], [])
+        seen = browser.js("window.seen")
+        assert any("/incidents?status=new&team=scooters&" in url for url in seen)
+        assert any("/incidents?status=in_progress&team=payments&" in url for url in seen)
+        assert not [url for url in seen if "source=" in url]  # the API refuses team with source (400)
+
+        choose_team(browser, "")
+        browser.wait_for(f"document.querySelector('.card[data-id=\"{gateway}\"]') !== null")
+        assert {scooter, gateway, 5} <= set(ids_in(browser, "new"))  # #5 has no team
+
+
 def test_cards_show_severity_team_and_assignee_and_offer_exactly_the_telegram_buttons_actions(
         service: Any, teams: dict[str, int]) -> None:
     run, http = service
