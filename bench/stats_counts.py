@@ -122,12 +122,13 @@ def measure(size: int, now: datetime) -> StatsCost:
 
 
 def _board_first_load(client: Any, headers: dict[str, str], result: StatsCost) -> None:
-    """The page, then what its first load asks for: /stats and every page of each open column
-    (the page's own requests: 100 a page)."""
+    """The page, then what its first load asks for: /stats, /teams and every page of each open
+    column (the page's own requests: 100 a page)."""
     page = client.http.get("/board").body
     result.board_bytes, result.board_gzip_bytes = len(page), len(gzip.compress(page, 9))
-    requests, api_bytes = 1, 0
+    requests, api_bytes = 2, 0
     api_bytes += len(client.http.get("/stats", headers=headers).body)
+    api_bytes += len(client.http.get("/teams", headers=headers).body)
     for status in ("new", "in_progress"):
         cursor = None
         while True:

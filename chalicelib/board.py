@@ -1,4 +1,4 @@
-"""GET /board: the static page board.html, with settings from incidents.py. Pure.
+"""GET /board: the static page board.html, with settings from incidents.py and buttons.py. Pure.
 
 Why and how: docs/board-and-stats.md.
 """
@@ -8,7 +8,8 @@ import functools
 import json
 from pathlib import Path
 
-from chalicelib.incidents import MAX_NOTE, TRANSITIONS, Source
+from chalicelib.buttons import board_actions
+from chalicelib.incidents import MAX_NOTE, Source
 
 PAGE_FILE = Path(__file__).resolve().parent / "board.html"
 REFRESH_SECONDS = 30
@@ -26,7 +27,8 @@ HEADERS = {
 @functools.lru_cache(maxsize=1)
 def page() -> str:
     settings = {
-        "transitions": {str(s): [str(t) for t in targets] for s, targets in TRANSITIONS.items()},
+        # The Telegram buttons' actions, not every allowed transition: the same next steps everywhere.
+        "actions": board_actions(),
         "sources": [str(s) for s in Source],
         "maxNote": MAX_NOTE,
         "refreshSeconds": REFRESH_SECONDS,

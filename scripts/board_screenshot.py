@@ -23,16 +23,21 @@ from run_local import stage_table_name  # noqa: E402
 
 KEY = "screenshot-key"
 NOW = datetime.now(timezone.utc)
-# (hours ago, source, description, [(hours after creation, status)], note)
+# Two teams; whoever is on call when an incident of theirs opens becomes its assignee.
+TEAMS = {
+    "scooters": ["ivan_ops", "maria_sre"],
+    "payments": ["oleg_k", "nina_dba"],
+}
+# (hours ago, source, description, severity, team, [(hours after creation, status)], note)
 INCIDENTS = [
-    (30, "partner", "POS 7 not answering since the night shift", [], None),
-    (26, "monitoring", "Склад 3: сканер не отвечает", [(0.2, "in_progress")], "ждём запчасть"),
-    (9, "operator", "Отчёт за смену не выгрузился", [(0.5, "in_progress")], None),
-    (5, "monitoring", "CPU high on api-1", [(0.1, "resolved")], None),
-    (2.5, "operator", "Касса 3 не печатает чеки", [], None),
-    (1.5, "monitoring", "Самокат #42 не в сети", [(0.05, "in_progress")], "техник выехал"),
-    (0.3, "monitoring", "Payment gateway latency over 2 s", [], None),
-    (0.1, "partner", "Partner API timeouts", [], None),
+    (30, "partner", "POS 7 not answering since the night shift", "error", "payments", [], None),
+    (26, "monitoring", "Склад 3: сканер не отвечает", "warning", None, [(0.2, "in_progress")], "ждём запчасть"),
+    (9, "operator", "Отчёт за смену не выгрузился", None, None, [(0.5, "in_progress")], None),
+    (5, "monitoring", "CPU high on api-1", "warning", None, [(0.1, "resolved")], None),
+    (2.5, "operator", "Касса 3 не печатает чеки", None, "payments", [], None),
+    (1.5, "monitoring", "Самокат #42 не в сети", "error", "scooters", [(0.05, "in_progress")], "техник выехал"),
+    (0.3, "monitoring", "Payment gateway latency over 2 s", "critical", "payments", [], None),
+    (0.1, "partner", "Partner API timeouts", "info", None, [], None),
 ]
 
 
@@ -42,6 +47,7 @@ def iso(moment: datetime) -> str:
 
 def seed(moto_url: str) -> None:
     from chalicelib import services
+    from chalicelib.oncall import teams
     from chalicelib.store import Store
 
     client = boto3.client("dynamodb", endpoint_url=moto_url, region_name="eu-west-1",
@@ -49,10 +55,17 @@ def seed(moto_url: str) -> None:
     store = Store(client, stage_table_name())
     clock = {"now": NOW}
     services.now_iso = lambda: iso(clock["now"])
-    for hours, source, description, moves, note in INCIDENTS:
+    for name, members in TEAMS.items():
+        teams.put_team(store, name, {
+            "chat_id": -1001234567890, "time_zone": "UTC",
+            "rotation": {"members": members, "start": iso(NOW - timedelta(days=3))[:16], "shift": "daily"},
+            "escalation_rules": [{"escalation_delay_in_minutes": 15, "targets": ["on_call"]}],
+        }, NOW - timedelta(days=3))
+    for hours, source, description, severity, team, moves, note in INCIDENTS:
         created = NOW - timedelta(hours=hours)
         clock["now"] = created
-        incident = services.open_incident(store, description=description, source=source, by="api").incident
+        incident = services.open_incident(store, description=description, source=source, by="api",
+                                          severity=severity, team=team).incident
         for after, status in moves:
             clock["now"] = created + timedelta(hours=after)
             services.change_status(store, incident["id"], status, by="telegram:ivan_ops")
