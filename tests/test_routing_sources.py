@@ -231,3 +231,59 @@ def test_an_occurrence_absorbed_by_an_open_incident_does_not_read_the_routes(api
     api.create(dedup_key="scooter-42")
 
     assert len(route_reads) == 1
+
+
+# --- labels as each source gives them ---
+
+
+@pytest.mark.parametrize("labels, says", [
+    (["service", "payments"], "labels must be an object of at most 16 pairs of strings: keys 1–64 characters, "
+                              "values up to 256; got list"),
+    ({"service": 7}, "labels['service'] must be a string of up to 256 characters; got int"),
+    ({"service": None}, "labels['service'] must be a string of up to 256 characters; got null"),
+    ({f"k{i:02}": "v" for i in range(17)}, "labels has 17 pairs; at most 16 are allowed"),
+    ({"": "v"}, "labels key '' is 0 characters; keys must be 1–64"),
+    ({"k" * 65: "v"}, "characters; keys must be 1–64"),
+    ({"service": "v" * 257}, "labels['service'] is 257 characters; at most 256 are allowed"),
+])
+def test_labels_past_their_limits_are_refused_by_the_api_and_nothing_is_created(api, labels, says):
+    response = api.post("/incidents", {"description": "x", "source": "operator", "labels": labels})
+
+    assert response.status_code == 400
+    assert says in response.json_body["Message"]
+    assert api.get("/incidents").json_body["items"] == []
+
+
+def test_sixteen_labels_at_their_longest_are_kept_as_given(api):
+    labels = {f"{i:02}" + "k" * 62: "v" * 256 for i in range(16)}
+
+    created = api.create(labels=labels)
+
+    assert created["labels"] == labels
+    assert api.get(f"/incidents/{created['id']}").json_body["labels"] == labels
+
+
+def test_an_alert_with_too_many_or_too_long_labels_is_still_opened_with_the_first_sixteen_that_fit(api, drain):
+    batch = load_payload("integrations/alertmanager_firing.json")
+    alert = batch["alerts"][0]
+    alert["labels"] = {**{f"l{i:02}": f"value {i}" for i in range(20)}, "a" * 65: "dropped",
+                       "a_long_one": "x" * 300}
+    batch["alerts"] = [alert]
+
+    api.post("/alertmanager", batch, key=None, headers={"Authorization": f"Bearer {API_KEY}"})
+    assert drain() == ["applied"]
+
+    labels = only_incident(api)["labels"]
+    assert list(sorted(labels)) == ["a_long_one", *(f"l{i:02}" for i in range(15))]
+    assert labels["a_long_one"] == "x" * 256
+
+
+def test_a_pagerduty_trigger_with_only_a_class_over_256_characters_gets_that_one_label_cut(api, drain):
+    event = {**load_payload("integrations/pagerduty_trigger.json"), "routing_key": ROUTING_KEY}
+    event["payload"] = {k: v for k, v in event["payload"].items() if k not in ("component", "group", "class")}
+    event["payload"]["class"] = "x" * 300
+
+    assert api.post("/v2/enqueue", event, key=None).status_code == 202
+    drain()
+
+    assert only_incident(api)["labels"] == {"class": "x" * 256}
