@@ -172,11 +172,12 @@ def _route(store: Store, incident: dict[str, Any], routes: Callable[[], list[dic
            ) -> list[str] | None:
     """The first matching route whose team still exists gives the new incident its team; a route
     whose team was deleted since it was set is passed over. None matches: no team."""
-    from chalicelib.oncall import escalation, routing
+    from chalicelib.oncall import routing
 
-    at = _parse_at(incident["created_at"])
     for team in routing.teams_for(routes(), incident):
-        loaded = escalation.load_team(store, team, at)
+        from chalicelib.oncall import escalation  # only once a route matches (docs/cold-start.md)
+
+        loaded = escalation.load_team(store, team, _parse_at(incident["created_at"]))
         if loaded is not None:
             return _join_team(store, incident, team, loaded)
         logger.warning("route passed over: its team %r no longer exists", team,
