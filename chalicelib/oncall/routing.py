@@ -19,7 +19,7 @@ from chalicelib.payloads import fields
 
 MAX_ROUTES = 100
 MAX_TEXT = 256
-MAX_TEAM_NAME = 64  # longer than any team's name (32): past it, only a length is shown
+MAX_TEAM_NAME = 64  # longer than any team's name (32): such a value is not echoed in the message
 MATCHERS = ("source", "severity", "labels", "text", "dedup_key_prefix")
 BODY_FIELDS = {"routes": True}
 ROUTE_FIELDS = {"match": True, "team": True}
