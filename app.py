@@ -555,3 +555,24 @@ def delete_override(name: str, override_id: str) -> Response:
 
     teams.delete_override(default_store(), name, override_id, _now())
     return Response(body="", status_code=204)
+
+
+# --- Routing: which team a new incident belongs to (chalicelib/oncall/routing.py, docs/routing.md) ---
+
+
+@app.route("/routes", methods=["PUT"], content_types=ANY_CONTENT)
+@http_errors
+def put_routes() -> Response:
+    from chalicelib.oncall import teams
+
+    request = app.current_request
+    body = payloads.json_object(request.raw_body, request.headers.get("content-type"))
+    return _json({"routes": teams.put_routes(default_store(), body, _now())})
+
+
+@app.route("/routes", methods=["GET"], content_types=ANY_CONTENT)
+@http_errors
+def get_routes() -> Response:
+    from chalicelib.oncall import teams
+
+    return _json({"routes": teams.get_routes(default_store())})

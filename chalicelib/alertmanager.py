@@ -10,7 +10,9 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from chalicelib.alarms import _fit_key, _text, clip, one_line
-from chalicelib.incidents import MAX_DESCRIPTION, MAX_NOTE, UNPAIRED_SURROGATE, Severity, has_unpaired_surrogate
+from chalicelib.incidents import (
+    MAX_DESCRIPTION, MAX_NOTE, UNPAIRED_SURROGATE, Severity, fit_labels, has_unpaired_surrogate,
+)
 
 STATUSES = ("firing", "resolved")
 KEY_PREFIX = "alertmanager:"
@@ -36,6 +38,7 @@ class Alert:
     at: str  # startsAt or endsAt: orders one alert's events
     description: str
     severity: Severity | None
+    labels: dict[str, str]  # the alert's, fitted to the incident's limits
 
     @property
     def once_key(self) -> str:
@@ -106,6 +109,7 @@ def _alert(alert: Any, where: str) -> Alert:
         at=at,
         description=_description(labels, annotations),
         severity=SEVERITY_LABELS.get(labels.get("severity", "").strip().lower()),
+        labels=fit_labels(labels),
     )
 
 

@@ -10,6 +10,11 @@ MAX_DESCRIPTION = 4000
 MAX_NOTE = 1000
 MAX_DEDUP_KEY = 256
 HISTORY_IN_RESPONSE = 100
+MAX_LABELS = 16
+MAX_LABEL_KEY = 64
+MAX_LABEL_VALUE = 256
+LABELS_RULE = (f"an object of at most {MAX_LABELS} pairs of strings: keys 1–{MAX_LABEL_KEY} characters, "
+               f"values up to {MAX_LABEL_VALUE}")
 
 
 class Status(StrEnum):
@@ -184,6 +189,44 @@ RESERVED_DEDUP_KEY_PATTERN = r"^(?:pagerduty:|alertmanager:|arn:[^:]*:cloudwatch
 _RESERVED_DEDUP_KEY = re.compile(RESERVED_DEDUP_KEY_PATTERN)
 
 
+def clean_labels(value: Any, field: str = "labels") -> dict[str, str]:
+    """Labels a client gave: anything past the limits is refused (`fit_labels` cuts instead)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidInput(f"{field} must be {LABELS_RULE}; got {_shown(value)}")
+    if len(value) > MAX_LABELS:
+        raise InvalidInput(f"{field} has {len(value)} pairs; at most {MAX_LABELS} are allowed")
+    for key, text in value.items():
+        if not 1 <= len(key) <= MAX_LABEL_KEY:
+            raise InvalidInput(f"{field} key {key[:40]!r} is {len(key)} characters; keys must be "
+                               f"1–{MAX_LABEL_KEY}")
+        if not isinstance(text, str):
+            raise InvalidInput(f"{field}[{key[:40]!r}] must be a string of up to {MAX_LABEL_VALUE} "
+                               f"characters; got {_shown(text)}")
+        if len(text) > MAX_LABEL_VALUE:
+            raise InvalidInput(f"{field}[{key[:40]!r}] is {len(text)} characters; at most "
+                               f"{MAX_LABEL_VALUE} are allowed")
+        if has_unpaired_surrogate(key) or has_unpaired_surrogate(text):
+            raise InvalidInput(f"{field} {UNPAIRED_SURROGATE}")
+    return dict(value)
+
+
+def fit_labels(value: dict[str, Any]) -> dict[str, str]:
+    """Labels a monitoring system sent: never a reason to lose its alert. The first MAX_LABELS
+    usable pairs in key order; a key too long (or empty) is dropped, a value too long is cut."""
+    fitted: dict[str, str] = {}
+    for key in sorted(value):
+        text = value[key]
+        if len(fitted) == MAX_LABELS:
+            break
+        if not 1 <= len(key) <= MAX_LABEL_KEY or not isinstance(text, str) \
+                or has_unpaired_surrogate(key) or has_unpaired_surrogate(text):
+            continue
+        fitted[key] = text[:MAX_LABEL_VALUE]
+    return fitted
+
+
 def refuse_reserved_dedup_key(value: Any) -> None:
     """For keys a client chose; the integrations' own keys go straight to open_incident."""
     if isinstance(value, str) and _RESERVED_DEDUP_KEY.match(value):
@@ -251,7 +294,7 @@ def history_entry(at: str, status: Status, note: str | None, by: str) -> dict[st
 
 def new_incident(
     incident_id: int, description: str, source: Source, dedup_key: str | None, by: str, at: str,
-    severity: Severity | None = None,
+    severity: Severity | None = None, labels: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     incident = {
         "id": incident_id,
@@ -268,6 +311,7 @@ def new_incident(
         "team": None,
         "assignee": None,
         "escalation": None,
+        "labels": labels or {},
     }
     if severity is not None:  # absent, not NULL: the raise checks attribute_not_exists
         incident["severity"] = str(severity)
@@ -288,6 +332,7 @@ def public_view(incident: dict[str, Any]) -> dict[str, Any]:
         "team": incident.get("team"),
         "assignee": incident.get("assignee"),
         "escalation": _escalation_view(incident.get("escalation")),
+        "labels": incident.get("labels") or {},  # none on items stored before labels existed
         "occurrences": incident["occurrences"],
         "history_count": incident["history_count"],
     }

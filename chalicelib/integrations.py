@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from chalicelib import alertmanager, auth, pagerduty, payloads, services
 from chalicelib.incidents import (
@@ -64,7 +64,7 @@ def apply_event(store: Store, body: dict[str, Any], dedup_key: str) -> str:
     key = pagerduty.incident_key(dedup_key)
     if event.action == "trigger":
         services.open_incident(store, description=event.summary, source=SOURCE, by=event.by,
-                               dedup_key=key, severity=event.severity)
+                               dedup_key=key, severity=event.severity, labels=event.labels)
     else:
         target = Status.IN_PROGRESS if event.action == "acknowledge" else Status.RESOLVED
         move_open_incident(store, key, target, by=event.by)
@@ -116,11 +116,12 @@ def ingest_batch(store: Store, batch: alertmanager.Batch) -> list[str]:
     read together (one BatchGetItem per 100 keys); each change is today's one transaction."""
     dedup, once = store.records([a.dedup_key for a in batch.alerts], [a.once_key for a in batch.alerts])
     reads = _Prefetched(store, dedup, once)
+    routes = services.routes_reader(store)  # read once for the batch, if any alert opens one
     outcomes = []
     for index, alert in enumerate(batch.alerts):
         reads.now_applying(alert)
         try:
-            outcomes.append(ingest_alert(reads, alert, by=batch.by))
+            outcomes.append(ingest_alert(reads, alert, by=batch.by, routes=routes))
         except InvalidInput as error:  # a DynamoDB limit: a retry cannot fix it
             logger.error("alert skipped: %s", error, extra={"alert": index, "dedup_key": alert.dedup_key})
             outcomes.append("skipped")
@@ -134,7 +135,8 @@ class _Prefetched:
 
     # Calls that change neither record (allocate_id writes only the id counter); any other write
     # may, so the current alert's records are read afresh after it.
-    _KEEPING = frozenset({"get_incident", "get_incident_item", "history_upto", "history_page", "allocate_id"})
+    _KEEPING = frozenset({"get_incident", "get_incident_item", "history_upto", "history_page", "allocate_id",
+                          "query_all"})
 
     def __init__(self, store: Store, dedup: dict[str, Any], once: dict[str, Any]) -> None:
         self._store, self._dedup, self._once = store, dedup, once
@@ -163,7 +165,8 @@ class _Prefetched:
         return writing
 
 
-def ingest_alert(store: Store, alert: alertmanager.Alert, *, by: str) -> str:
+def ingest_alert(store: Store, alert: alertmanager.Alert, *, by: str,
+                 routes: Callable[[], list[dict[str, Any]]] | None = None) -> str:
     once = services.OnceKey(alert.once_key)
     if store.once_record(once.key) is not None:  # a repeat: read with its batch, no replay
         return "duplicate"
@@ -172,6 +175,7 @@ def ingest_alert(store: Store, alert: alertmanager.Alert, *, by: str) -> str:
             created = services.open_incident(
                 store, description=alert.description, source=SOURCE, by=by,
                 dedup_key=alert.dedup_key, once=once, alarm_at=alert.at, severity=alert.severity,
+                labels=alert.labels, routes=routes,
             )
             return "duplicate" if created.replayed else "applied"
         services.resolve_for_alarm_event(store, alert.dedup_key, alert.at, by=by,

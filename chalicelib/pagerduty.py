@@ -2,16 +2,17 @@
 PagerDuty's: every problem listed, none stored. See docs/integrations.md."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from chalicelib.alarms import _fit_key, _text, clip, one_line
-from chalicelib.incidents import MAX_DESCRIPTION, UNPAIRED_SURROGATE, Severity, has_unpaired_surrogate
+from chalicelib.incidents import MAX_DESCRIPTION, UNPAIRED_SURROGATE, Severity, fit_labels, has_unpaired_surrogate
 
 ACTIONS = ("trigger", "acknowledge", "resolve")
 MAX_SUMMARY = 1024
 MAX_DEDUP_KEY = 255
 MAX_SOURCE_IN_BY = 200
+LABEL_FIELDS = ("component", "group", "class")  # payload fields that become the incident's labels
 KEY_PREFIX = "pagerduty:"
 INVALID_MESSAGE = "Event object is invalid"
 SEVERITIES_TEXT = "'critical', 'warning', 'error' or 'info'"
@@ -25,6 +26,7 @@ class Event:
     summary: str | None = None
     source: str | None = None
     severity: Severity | None = None
+    labels: dict[str, str] = field(default_factory=dict)
 
     @property
     def by(self) -> str:
@@ -66,7 +68,8 @@ def parse_event(body: Any) -> Event:
     if payload is None:
         return Event(action, dedup_key, source=_text(source) or None)
     return Event(action, dedup_key, summary=clip(payload["summary"], MAX_DESCRIPTION),
-                 source=_text(payload["source"]), severity=Severity(payload["severity"]))
+                 source=_text(payload["source"]), severity=Severity(payload["severity"]),
+                 labels=fit_labels({name: payload[name] for name in LABEL_FIELDS if name in payload}))
 
 
 def _dedup_key(body: dict[str, Any], *, required: bool, errors: list[str]) -> str | None:

@@ -21,7 +21,8 @@ MAX_JSON_DEPTH = 32
 MAX_NUMBER_DIGITS = 100  # int() raises past 4,300 digits: a 500
 JSON_MEDIA_TYPE = "application/json"
 
-CREATE_FIELDS = {"description": True, "source": True, "dedup_key": False, "severity": False}  # name -> required
+CREATE_FIELDS = {"description": True, "source": True, "dedup_key": False, "severity": False,
+                 "labels": False}  # name -> required
 PATCH_FIELDS = {"status": False, "team": False, "assignee": False, "note": False}
 PATCH_CHANGES = ("status", "team", "assignee")
 

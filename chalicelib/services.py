@@ -1,10 +1,11 @@
 """Use cases: primitives and the store in, plain dicts out. Design: docs/table-design.md."""
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from chalicelib import cursors, metrics
 from chalicelib.incidents import (
@@ -22,6 +23,7 @@ from chalicelib.incidents import (
     Unavailable,
     clean_dedup_key,
     clean_description,
+    clean_labels,
     clean_note,
     history_entry,
     new_incident,
@@ -91,21 +93,27 @@ def open_incident(
     alarm_at: str | None = None,
     severity: Any = None,
     team: str | None = None,
+    labels: Any = None,
+    routes: Callable[[], list[dict[str, Any]]] | None = None,
 ) -> Created:
     """New incident, or one more occurrence of the open one (severity only ever raised);
     StaleAlarmEvent if `alarm_at` is not newer than the key's last applied event. A new incident
-    of `team` opens assigned to its person on call, its escalation at rule 1 (docs/oncall.md)."""
+    of `team` opens assigned to its person on call, its escalation at rule 1 (docs/oncall.md);
+    with no `team`, the routes give it one (docs/routing.md), read by `routes` (default: from the
+    store, only if a new incident opens)."""
     description = clean_description(description)
     source = parse_source(source)
     dedup_key = clean_dedup_key(dedup_key)
     severity = parse_severity(severity)
+    labels = clean_labels(labels)
+    routes = routes or routes_reader(store)
     if once is not None and (record := store.once_record(once.key)) is not None:
         return _replayed(store, record, once)
     alarm = AlarmMark(dedup_key, alarm_at) if alarm_at and dedup_key else None
     for _ in range(MAX_ATTEMPTS):
         try:
             return _open_or_absorb(store, description, source, by, dedup_key, once, alarm, severity,
-                                   team)
+                                   team, labels, routes)
         except (DedupKeyTaken, _Retry):
             continue
         except AlreadyDone as done:
@@ -116,7 +124,7 @@ def open_incident(
 
 
 def _open_or_absorb(store, description, source, by, dedup_key, once, alarm, severity,
-                    team=None) -> Created:
+                    team, labels, routes) -> Created:
     previous_owner = None
     if dedup_key is not None and (record := store.dedup_record(dedup_key)) is not None:
         if alarm is not None and record.alarm_at is not None and record.alarm_at >= alarm.at:
@@ -128,8 +136,8 @@ def _open_or_absorb(store, description, source, by, dedup_key, once, alarm, seve
                 return Created(absorbed, 200)
             previous_owner = record.incident_id  # not open: the key is free
     incident = new_incident(store.allocate_id(), description, source, dedup_key, by, now_iso(),
-                            severity)
-    paged = _join_team(store, incident, team) if team is not None else None
+                            severity, labels)
+    paged = _join_team(store, incident, team) if team is not None else _route(store, incident, routes)
     store.insert_incident(
         incident, replaces_dedup_owner=previous_owner, once=_once(once, 201, incident), alarm=alarm,
         paged=paged,
@@ -138,18 +146,43 @@ def _open_or_absorb(store, description, source, by, dedup_key, once, alarm, seve
     return Created(incident, 201)
 
 
-def _join_team(store: Store, incident: dict[str, Any], team: str) -> list[str] | None:
+def _join_team(store: Store, incident: dict[str, Any], team: str, loaded: Any = None) -> list[str] | None:
     """The team's person on call takes it and rule 1 is paged; a team that is gone leaves only
     its name (as a deleted team's incidents keep theirs)."""
     from chalicelib.oncall import escalation
 
     incident["team"] = team
-    loaded = escalation.load_team(store, team, _parse_at(incident["created_at"]))
+    loaded = loaded or escalation.load_team(store, team, _parse_at(incident["created_at"]))
     if loaded is None:
         return None
     opening = escalation.opening(loaded, _parse_at(incident["created_at"]))
     incident["assignee"], incident["escalation"] = opening.assignee, opening.escalation
     return opening.paged
+
+
+def routes_reader(store: Store) -> Callable[[], list[dict[str, Any]]]:
+    """The routes, read from the store on the first call and then kept: for one create, or one
+    integration batch. Never longer: a PUT /routes applies to the very next incident."""
+    from chalicelib.oncall.store import RouteStore
+
+    return functools.cache(RouteStore(store).routes)
+
+
+def _route(store: Store, incident: dict[str, Any], routes: Callable[[], list[dict[str, Any]]]
+           ) -> list[str] | None:
+    """The first matching route whose team still exists gives the new incident its team; a route
+    whose team was deleted since it was set is passed over. None matches: no team."""
+    from chalicelib.oncall import routing
+
+    for team in routing.teams_for(routes(), incident):
+        from chalicelib.oncall import escalation  # only once a route matches (docs/cold-start.md)
+
+        loaded = escalation.load_team(store, team, _parse_at(incident["created_at"]))
+        if loaded is not None:
+            return _join_team(store, incident, team, loaded)
+        logger.warning("route passed over: its team %r no longer exists", team,
+                       extra={"team": team, "incident_id": incident["id"]})
+    return None
 
 
 def _parse_at(at: str) -> datetime:

@@ -970,7 +970,8 @@ def _item_from_incident(incident: dict[str, Any]) -> dict[str, Any]:
     key = created_key(incident)
     # Absent rather than NULL: team, assignee and escalation are null until set.
     fields = {k: v for k, v in incident.items()
-              if k not in ("history", "escalation") and not (k in _OPTIONAL and v is None)}
+              if k not in ("history", "escalation") and not (k in _OPTIONAL and v is None)
+              and not (k == "labels" and not v)}
     last = incident["history"][-1]["at"] if incident.get("history") else incident["updated_at"]
     escalation = incident.get("escalation")
     team = incident.get("team")
@@ -1003,6 +1004,7 @@ def _incident_from_item(item: dict[str, Any]) -> dict[str, Any]:
     incident.setdefault("dedup_key", None)
     for name in _OPTIONAL:
         incident.setdefault(name, None)
+    incident.setdefault("labels", {})  # absent: none given, or stored before labels existed
     incident["escalation"] = None
     if "esc_rule" in item:
         incident["escalation"] = {"rule": int(item["esc_rule"]), "loop": int(item["esc_loop"]),

@@ -13,6 +13,9 @@ from chalicelib.incidents import (
     Severity,
     MAX_DEDUP_KEY,
     MAX_DESCRIPTION,
+    MAX_LABEL_KEY,
+    MAX_LABEL_VALUE,
+    MAX_LABELS,
     MAX_NOTE,
     RESERVED_DEDUP_KEY_PATTERN,
     TRANSITIONS,
@@ -66,8 +69,8 @@ def _incident_schema() -> dict[str, Any]:
         "type": "object",
         "additionalProperties": False,
         "required": ["id", "description", "status", "source", "created_at", "updated_at",
-                     "dedup_key", "severity", "team", "assignee", "escalation", "occurrences",
-                     "history_count", "history"],
+                     "dedup_key", "severity", "team", "assignee", "escalation", "labels",
+                     "occurrences", "history_count", "history"],
         "properties": {
             "id": {"type": "integer", "minimum": 1,
                    "description": "1, 2, 3 … in creation order, never reused; quoted as `#42`."},
@@ -96,6 +99,7 @@ def _incident_schema() -> dict[str, Any]:
                                "last notified, in which loop, and when the next is due; null once "
                                "it stopped or when there is none.",
             },
+            "labels": _ref("schemas", "Labels"),
             "occurrences": {"type": "integer", "minimum": 1,
                             "description": "Reports absorbed through `dedup_key`, starting at 1."},
             "history_count": {"type": "integer", "minimum": 1,
@@ -111,6 +115,7 @@ def _incident_schema() -> dict[str, Any]:
             "updated_at": "2026-11-23T10:15:30.123Z", "dedup_key": None, "severity": None,
             "team": "ops", "assignee": "ivan_ops",
             "escalation": {"rule": 1, "loop": 0, "next_at": "2026-11-23T10:30:30.123Z"},
+            "labels": {},
             "occurrences": 1,
             "history_count": 1,
             "history": [{"at": "2026-11-23T10:15:30.123Z", "status": "new",
@@ -156,6 +161,16 @@ def _schemas() -> dict[str, Any]:
                 },
             },
         },
+        "Labels": {
+            "type": "object", "maxProperties": MAX_LABELS,
+            "propertyNames": {"minLength": 1, "maxLength": MAX_LABEL_KEY},
+            "additionalProperties": {"type": "string", "maxLength": MAX_LABEL_VALUE},
+            "description": f"At most {MAX_LABELS} string pairs (keys 1–{MAX_LABEL_KEY}, values up to "
+                           f"{MAX_LABEL_VALUE} characters) that the source gave: `labels` on create, "
+                           "an Alertmanager alert's labels, PagerDuty's `payload.component`, `group` "
+                           "and `class`; `{}` when none. Routes match on them (docs/routing.md).",
+            "examples": [{"service": "payments", "env": "prod"}],
+        },
         "Incident": _incident_schema(),
         "IncidentSummary": _without_history(_incident_schema()),
         "HistoryPage": _page_of("HistoryEntry"),
@@ -173,6 +188,9 @@ def _schemas() -> dict[str, Any]:
                 },
                 "source": _ref("schemas", "Source"),
                 "severity": _ref("schemas", "SeverityOrNull"),
+                "labels": {"oneOf": [_ref("schemas", "Labels"), {"type": "null"}],
+                           "description": "Optional; past its limits is 400. The routes match on "
+                                          "them when the incident opens."},
                 "dedup_key": {
                     **nullable_text, "minLength": 1, "maxLength": MAX_DEDUP_KEY,
                     "not": {"type": "string", "pattern": RESERVED_DEDUP_KEY_PATTERN},
@@ -639,6 +657,10 @@ def _integration_schemas() -> dict[str, Any]:
                         "summary": {**not_blank, "maxLength": pagerduty.MAX_SUMMARY},
                         "source": not_blank,
                         "severity": {"enum": [s.value for s in Severity]},
+                        **{name: {"type": "string", "description": f"Becomes the incident's label "
+                                                                   f"`{name}` (cut to {MAX_LABEL_VALUE} "
+                                                                   "characters)."}
+                           for name in pagerduty.LABEL_FIELDS},
                     },
                 },
             },
@@ -665,7 +687,10 @@ def _integration_schemas() -> dict[str, Any]:
             "required": ["status", "labels", "startsAt"],
             "properties": {
                 "status": {"enum": list(alertmanager.STATUSES)},
-                "labels": STRING_MAP,
+                "labels": {**STRING_MAP, "description": f"Become the incident's labels: the first "
+                                                        f"{MAX_LABELS} in key order, a value cut to "
+                                                        f"{MAX_LABEL_VALUE} characters, a key over "
+                                                        f"{MAX_LABEL_KEY} left out."},
                 "annotations": STRING_MAP,
                 "startsAt": RFC3339,
                 "endsAt": {**RFC3339, "description": "Orders a resolved alert; Go's zero time "

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from chalicelib.incidents import MAX_DEDUP_KEY, Source
+from chalicelib.oncall import routing
 from chalicelib.oncall import teams as t
-from openapi.document import TIMESTAMP_PATTERN, _error_response, _json, _r, _ref
+from openapi.document import NOT_BLANK_PATTERN, TIMESTAMP_PATTERN, _error_response, _json, _r, _ref
 
 USERNAME_PATTERN = "^" + t.USERNAME.pattern + "$"
 TEAM_EXAMPLE = {
@@ -124,6 +126,57 @@ def schemas() -> dict[str, Any]:
         },
         "OverrideList": {"type": "object", "additionalProperties": False, "required": ["items"],
                          "properties": {"items": {"type": "array", "items": _ref("schemas", "Override")}}},
+        **_route_schemas(),
+    }
+
+
+ROUTES_EXAMPLE = [
+    {"match": {"source": ["monitoring"], "severity": ["critical", "error"], "labels": {"service": "payments"}},
+     "team": "payments"},
+    {"match": {"text": "самокат"}, "team": "scooters"},
+    {"match": {}, "team": "ops"},
+]
+
+
+def _route_schemas() -> dict[str, Any]:
+    def text(limit: int, meaning: str) -> dict[str, Any]:
+        return {"type": "string", "minLength": 1, "maxLength": limit, "pattern": NOT_BLANK_PATTERN,
+                "description": meaning}
+
+    def one_of(values: list[str], meaning: str) -> dict[str, Any]:
+        return {"type": "array", "minItems": 1, "items": {"enum": values}, "description": meaning}
+
+    return {
+        "RouteMatch": {
+            "type": "object", "additionalProperties": False,
+            "description": "Every matcher given must hold; `{}` matches every incident.",
+            "properties": {
+                "source": one_of([s.value for s in Source], "The incident's source is one of these."),
+                "severity": one_of([s.value for s in routing.SEVERITIES],
+                                   "The incident's severity is one of these (an incident without one never "
+                                   "matches)."),
+                "labels": {"allOf": [_ref("schemas", "Labels")], "minProperties": 1,
+                           "description": "Every pair is among the incident's labels."},
+                "text": text(routing.MAX_TEXT, "The description contains it, ignoring case."),
+                "dedup_key_prefix": text(MAX_DEDUP_KEY, "The dedup_key starts with it (`pagerduty:`, "
+                                                        "`alertmanager:`, `arn:aws:cloudwatch:` for the "
+                                                        "integrations' own)."),
+            },
+        },
+        "Route": {
+            "type": "object", "additionalProperties": False, "required": ["match", "team"],
+            "properties": {"match": _ref("schemas", "RouteMatch"),
+                           "team": {"type": "string", "pattern": "^" + t.TEAM_NAME.pattern + "$",
+                                    "description": "A team that exists when the routes are set."}},
+        },
+        "Routes": {
+            "type": "object", "additionalProperties": False, "required": ["routes"],
+            "properties": {"routes": {"type": "array", "maxItems": routing.MAX_ROUTES,
+                                      "items": _ref("schemas", "Route"),
+                                      "description": "In order: the first route that matches a new "
+                                                     "incident gives it its team."}},
+            "examples": [{"routes": ROUTES_EXAMPLE}],
+        },
     }
 
 
@@ -214,6 +267,29 @@ def paths() -> dict[str, Any]:
             },
             "get": {"operationId": "listOverrides", "summary": "The current and future overrides, by start",
                     "tags": ["on call"], "responses": {"200": _ok("The overrides.", "OverrideList"), **_READ}},
+        },
+        "/routes": {
+            "get": {"operationId": "getRoutes", "summary": "The routes, in order", "tags": ["on call"],
+                    "description": "`{\"routes\": []}` when none are set.",
+                    "responses": {"200": _ok("The routes.", "Routes"), "401": _r("Unauthorized"),
+                                  "503": _r("Unavailable")}},
+            "put": {
+                "operationId": "putRoutes", "summary": "Replace the routes that give a new incident its team",
+                "tags": ["on call"],
+                "description": "The first route whose every matcher holds gives a new incident its team "
+                               "(its person on call, escalation rule 1); none: no team. An occurrence "
+                               "absorbed by an open incident is not routed again, and an incident opened "
+                               "in a team's Telegram group belongs to that team. A route whose team is "
+                               "deleted later is passed over. Applies from the very next incident.",
+                "requestBody": {"required": True, "content": _json(_ref("schemas", "Routes"))},
+                "responses": {"200": _ok("The routes as set.", "Routes"),
+                              "400": _error_response(f"Not a routes body: an unknown field or matcher, a "
+                                                     f"value outside its enum or limits, more than "
+                                                     f"{routing.MAX_ROUTES} routes, or a team that does "
+                                                     "not exist; the message says which and what is "
+                                                     "allowed. Nothing changes."),
+                              "401": _r("Unauthorized"), **_BODY, **_CHANGE, "503": _r("Unavailable")},
+            },
         },
         "/teams/{name}/overrides/{override_id}": {
             "parameters": [*team, _ref("parameters", "OverrideId")],

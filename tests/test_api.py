@@ -28,8 +28,9 @@ def test_create_answers_201_with_location_etag_and_the_incident(api):
     assert ISO_MS.match(body["created_at"]) and body["created_at"] == body["updated_at"]
     assert body["history"] == [{"at": body["created_at"], "status": "new", "note": None, "by": "api"}]
     assert set(body) == {"id", "description", "status", "source", "created_at", "updated_at",
-                         "dedup_key", "severity", "team", "assignee", "escalation", "occurrences",
-                         "history", "history_count"}
+                         "dedup_key", "severity", "team", "assignee", "escalation", "labels",
+                         "occurrences", "history", "history_count"}
+    assert body["labels"] == {}
     assert (body["team"], body["assignee"], body["escalation"]) == (None, None, None)
 
 

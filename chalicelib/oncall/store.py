@@ -10,6 +10,7 @@ from chalicelib.store import TTL_ATTRIBUTE, Store, _code, _key, _plain, _transla
 
 TEAMS_PK = "team"  # every team under one partition: listing them is one Query
 OVERRIDE_PREFIX = "override#"
+ROUTES_KEY = {"pk": "routes", "sk": "routes"}
 _TEAM_FIELDS = ("chat_id", "thread_id", "time_zone", "rotation", "escalation_rules", "num_loops")
 
 
@@ -110,6 +111,26 @@ class TeamStore:
             if _code(error) == "ConditionalCheckFailedException":
                 raise Refused(override["id"]) from None
             raise
+
+
+class RouteStore:
+    """The routes: one item, read whole (at most 100 routes in a 64 KiB body)."""
+
+    def __init__(self, store: Store) -> None:
+        self._client = store._client
+        self._table = store.table_name
+
+    @_translating_errors
+    def routes(self) -> list[dict[str, Any]]:
+        """Consistent: a create right after PUT /routes is routed by what it set."""
+        response = self._client.get_item(TableName=self._table, Key=_key(ROUTES_KEY), ConsistentRead=True)
+        item = response.get("Item")
+        return list(_plain(item)["routes"]) if item else []
+
+    @_translating_errors
+    def put_routes(self, routes: list[dict[str, Any]], updated_at: str) -> None:
+        self._client.put_item(TableName=self._table,
+                              Item=_values({**ROUTES_KEY, "routes": routes, "updated_at": updated_at}))
 
 
 def _team_key(name: str) -> dict[str, str]:

@@ -10,9 +10,9 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from chalicelib.incidents import IncidentError, InvalidInput
-from chalicelib.oncall import chats
+from chalicelib.oncall import chats, routing
 from chalicelib.oncall import rotation as rot
-from chalicelib.oncall.store import Refused, TeamStore
+from chalicelib.oncall.store import Refused, RouteStore, TeamStore
 from chalicelib.payloads import fields
 from chalicelib.store import Store
 
@@ -375,3 +375,19 @@ def parse_iso(text: str) -> datetime:
 def _shown(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+# --- routes (the rules: chalicelib/oncall/routing.py, docs/routing.md) ---
+
+
+def put_routes(store: Store, body: dict[str, Any], now: datetime) -> list[dict[str, Any]]:
+    """Replaces every route; each must name an existing team (one Query lists them)."""
+    routes = routing.parse_routes(body)
+    if routes:
+        routing.require_teams(routes, set(TeamStore(store).team_names()))
+    RouteStore(store).put_routes(routes, iso(now))
+    return routes
+
+
+def get_routes(store: Store) -> list[dict[str, Any]]:
+    return RouteStore(store).routes()
