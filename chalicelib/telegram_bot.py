@@ -210,7 +210,7 @@ def _press(store: Store, update: dict[str, Any], served: frozenset[int], editor:
         return NOTHING
     logger.info("telegram button pressed",
                 extra={"action": press.action.name, "incident_id": press.incident_id,
-                       "shown": str(press.shown), "answer": text, "update_id": update_id,
+                       "shown": str(press.shown), "update_id": update_id,
                        "chat_id": context.chat_id, "by": context.by})
     logs.annotate(incident_id=press.incident_id, action=press.action.name)
     logs.annotate_outcome("handled")
