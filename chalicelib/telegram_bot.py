@@ -179,6 +179,7 @@ def _press(store: Store, update: dict[str, Any], served: frozenset[int], editor:
     """A button press: the same change as the typed command, but only from the status the message
     showed; answered (answerCallbackQuery) in the response, the message edited to match."""
     update_id = telegram.update_id_of(update)
+    logs.annotate(update_id=update_id, chat_id=telegram.chat_id_of(update))
     pressed = telegram.parse_press(update)
     if isinstance(pressed, telegram.Ignore):  # without a query id there is nothing to answer
         logger.warning("telegram update ignored", extra={"reason": pressed.reason, "update_id": update_id})
@@ -239,7 +240,7 @@ def _apply_press(store: Store, press: buttons.Press, by: str,
         return (telegram.cannot_reopen_text(press.incident_id, held.holder),
                 services.get_incident(store, press.incident_id))
     if not change.applied:
-        logs.annotate(outcome="unchanged")
+        logs.annotate(reason="already so")
         return telegram.already_text(change.incident), change.incident
     return telegram.status_changed_text(change.incident), change.incident
 

@@ -245,6 +245,14 @@ def test_when_telegram_fails_the_edit_the_press_is_still_stored_and_answered(cli
     assert "HTTP 500" in warning.error
 
 
+def test_when_telegram_does_not_answer_the_edit_in_time_the_press_is_still_answered(client, api, store, bot):
+    posted(bot, at_status(store, "new"))
+    bot.hang_seconds = 2.0  # beyond TELEGRAM_TIMEOUT_SECONDS
+    bot.answers = ["hang"]
+    assert press(client)["text"] == "#17 → in_progress, assignee @anna_support"
+    assert incident(api, 17)["status"] == "in_progress"
+
+
 def test_without_a_bot_token_the_press_is_still_stored_and_answered(client, api, store, monkeypatch):
     at_status(store, "new")
     monkeypatch.delenv("TELEGRAM_BOT_TOKEN", raising=False)
