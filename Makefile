@@ -30,8 +30,9 @@ reset:
 # One message from the local Telegram group to make run's webhook; prints the bot's answer.
 # make say TEXT='[operator] Самокат 42 не в сети' [REPLY_TO=<message id>] [FROM=anna_support]
 #          [CHAT=<a team's chat_id> | PRIVATE=1]
-# TEXT, REPLY_TO, FROM, CHAT and PRIVATE reach the script through the environment: no quoting to get wrong.
-export TEXT REPLY_TO FROM CHAT PRIVATE
+# make say PRESS=<message id>:<button> [FROM=…]: presses a button under the bot's message (Take, resolve…)
+# TEXT, REPLY_TO, FROM, CHAT, PRIVATE and PRESS reach the script through the environment: no quoting to get wrong.
+export TEXT REPLY_TO FROM CHAT PRIVATE PRESS
 say: $(INSTALLED)
 	@$(PY) scripts/say.py
 

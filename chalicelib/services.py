@@ -272,10 +272,34 @@ def change_status(
 ) -> dict[str, Any]:
     """One conditional write; when it does not apply, the incident as it was tells why.
     `assignee`: who takes it (`take`), set in the same write."""
+    return _change_status(store, incident_id, status, by=by, note=note, if_match=if_match, once=once,
+                          alarm=alarm, assignee=assignee).incident
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    incident: dict[str, Any]
+    applied: bool  # False: it already had that status, nothing was written
+    replayed: bool = False  # the once-key's first delivery applied it
+
+
+def change_status_from(store: Store, incident_id: int, status: Any, *, shown: Status, by: str,
+                       once: OnceKey | None = None, assignee: str | None = None) -> StatusChange:
+    """change_status only while the incident still has the status `shown` (a pressed button's
+    message): from any other, TransitionNotAllowed, even where change_status would move it."""
+    return _change_status(store, incident_id, status, by=by, once=once, assignee=assignee,
+                          only_from=Status(shown))
+
+
+def _change_status(
+    store: Store, incident_id: int, status: Any, *, by: str, note: Any = None,
+    if_match: str | None = None, once: OnceKey | None = None, alarm: AlarmMark | None = None,
+    assignee: str | None = None, only_from: Status | None = None,
+) -> StatusChange:
     target = parse_status(status)
     note = clean_note(note)
     expected = versions_matching(if_match, incident_id) if if_match is not None else None
-    from_statuses = [str(s) for s in statuses_leading_to(target)]
+    from_statuses = [str(s) for s in statuses_leading_to(target) if only_from in (None, s)]
     at = now_iso()
     for _ in range(MAX_ATTEMPTS):
         entry = history_entry(at, target, note, by)
@@ -287,19 +311,20 @@ def change_status(
                 refuse_if_key_taken=target == Status.IN_PROGRESS, once=_once(once, 200, None),
                 alarm=alarm, assignee=assignee,
             )
-            return _changed(store, incident_id, by, entry)
+            return StatusChange(_changed(store, incident_id, by, entry), applied=True)
         except ConditionFailed as failed:
             current = _explain_refusal(incident_id, failed.item, target, expected, from_statuses)
-            if current["status"] == target:
-                return get_incident(store, incident_id)  # same status: a no-op
+            if current["status"] == target:  # a no-op, or the once-key's first delivery applied it
+                replayed = only_from is not None and once is not None and _once_applied(store, once)
+                return StatusChange(get_incident(store, incident_id), applied=replayed, replayed=replayed)
             if current.get("dedup_successor") is not None and target == Status.IN_PROGRESS:
                 if _reopen_taking_key_back(store, current, entry, expected, once, assignee):
-                    return _changed(store, incident_id, by, entry)
+                    return StatusChange(_changed(store, incident_id, by, entry), applied=True)
                 continue
             at = max(now_iso(), _just_after(current["last_entry_at"]))  # our clock is behind
         except AlreadyDone:
             metrics.replayed()
-            return get_incident(store, incident_id)
+            return StatusChange(get_incident(store, incident_id), applied=True, replayed=True)
         except StaleEvent as stale:
             raise StaleAlarmEvent(str(stale)) from None
     raise Unavailable(f"incident #{incident_id} kept changing; try again")
@@ -400,6 +425,18 @@ def _clean_assignee(value: Any) -> str | None:
     from chalicelib.oncall.teams import username
 
     return None if value is None else username(value, "assignee")
+
+
+def _once_applied(store: Store, once: OnceKey) -> bool:
+    """Whether a no-op is the redelivery of a change this once-key applied: its status condition
+    fails before the once-record's, so it ends up as a no-op rather than in AlreadyDone."""
+    record = store.once_record(once.key)
+    if record is None:
+        return False
+    if record["fingerprint"] != once.fingerprint:
+        raise IdempotencyKeyReused()
+    metrics.replayed()
+    return True
 
 
 def _changed(store: Store, incident_id: int, by: str, entry: dict[str, Any]) -> dict[str, Any]:

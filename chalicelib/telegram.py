@@ -10,12 +10,16 @@ from datetime import datetime, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from chalicelib import buttons
 from chalicelib.incidents import MAX_DESCRIPTION, MAX_NOTE, Source, Status
 
 MAX_MESSAGE = 4096
 OPEN_LIST_LIMIT = 10
 CREATED_PREVIEW = 200
 LIST_PREVIEW = 80
+LINE_PREVIEW = 200
+# Telegram shows at most 200 characters of a callback query's answer.
+MAX_PRESS_ANSWER = 200
 
 MALFORMED = "malformed update"
 UNSUPPORTED = "unsupported update"
@@ -29,6 +33,8 @@ OTHER_BOT = "command for another bot"
 REPLY_NOT_TO_BOT = "reply is not to the bot"
 NO_INCIDENT_IN_REPLY = "replied message names no single incident"
 PRIVATE_CHAT = "private chat: only /start is served there"
+NO_MESSAGE = "pressed message is not available"
+UNKNOWN_BUTTON = "button not known"
 
 
 @dataclass(frozen=True)
@@ -105,6 +111,15 @@ class Ignore:
     reason: str
 
 
+@dataclass(frozen=True)
+class ButtonPress:
+    """A `callback_query`: `context` is the pressed message's chat and id, `by` the presser."""
+    query_id: str
+    context: Context
+    press: buttons.Press | None  # None: data this service does not (or no longer) put on a button
+    private: bool = False
+
+
 Command = (CreateIncident | ChangeStatus | AddNote | ListOpen | ShowStats | Mute | StartPrivate
            | ShowOnCall | TakeOnCall | Ignore)
 
@@ -168,8 +183,9 @@ def update_id_of(update: object) -> int | None:
 def chat_id_of(update: object) -> int | None:
     if not isinstance(update, dict):
         return None
-    for kind in ("message", "edited_message", "channel_post", "edited_channel_post"):
-        body = update.get(kind)
+    callback = update.get("callback_query")
+    bodies = [update.get(kind) for kind in ("message", "edited_message", "channel_post", "edited_channel_post")]
+    for body in bodies + [callback.get("message") if isinstance(callback, dict) else None]:
         if isinstance(body, dict) and isinstance(body.get("chat"), dict):
             return _int(body["chat"].get("id"))
     return None
@@ -197,6 +213,28 @@ def parse_update(
     if not text.strip():
         return Ignore(NO_TEXT)
     return _command(text.strip(), message, context, bot_username)
+
+
+def parse_press(update: object) -> ButtonPress | Ignore:
+    """A button press; Ignore when it cannot even be answered (no query id). Never raises."""
+    callback = update.get("callback_query") if isinstance(update, dict) else None
+    if update_id_of(update) is None or not isinstance(callback, dict):
+        return Ignore(MALFORMED)
+    query_id, presser, message = callback.get("id"), callback.get("from"), callback.get("message")
+    if not isinstance(query_id, str) or not query_id or not isinstance(presser, dict):
+        return Ignore(MALFORMED)
+    by = _by(presser)
+    chat = message.get("chat") if isinstance(message, dict) else None
+    # An inaccessible message (older than 48 hours) comes with date 0 and nothing else.
+    chat_id = _int(chat.get("id")) if isinstance(chat, dict) else None
+    message_id = _int(message.get("message_id")) if isinstance(message, dict) else None
+    if by is None or chat_id is None or message_id is None:
+        return Ignore(MALFORMED)
+    topic = _int(message.get("message_thread_id")) if message.get("is_topic_message") is True else None
+    context = Context(chat_id=chat_id, message_id=message_id, by=by, username=_username(presser),
+                      sent_at=None, topic=topic)
+    return ButtonPress(query_id, context, buttons.parse(callback.get("data")),
+                       private=chat.get("type") == "private")
 
 
 def sender_of(update: object) -> tuple[int, str | None] | None:
@@ -408,8 +446,8 @@ def parse_allowed_chats(value: str) -> frozenset[int]:
     return frozenset(ids)
 
 
-def reply(context: Context, text: str) -> dict[str, Any]:
-    """A sendMessage call, sent back as the webhook's response body."""
+def reply(context: Context, text: str, keyboard: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A sendMessage call, sent back as the webhook's response body; `keyboard`: its buttons."""
     answer: dict[str, Any] = {
         "method": "sendMessage",
         "chat_id": context.chat_id,
@@ -418,7 +456,47 @@ def reply(context: Context, text: str) -> dict[str, Any]:
     }
     if context.topic is not None:
         answer["message_thread_id"] = context.topic
+    if keyboard is not None:
+        answer["reply_markup"] = keyboard
     return answer
+
+
+def press_answer(query_id: str, text: str) -> dict[str, Any]:
+    """An answerCallbackQuery call, sent back as the webhook's response body."""
+    return {"method": "answerCallbackQuery", "callback_query_id": query_id,
+            "text": _clip(text, MAX_PRESS_ANSWER)}
+
+
+def incident_line(incident: dict[str, Any]) -> str:
+    """What a pressed message shows afterwards: `#17 [monitoring, critical] in_progress, team
+    ops, assignee @ivan_ops: Касса #7 не отвечает` (one line, see _BOT_LINE_ID)."""
+    team = f", team {incident['team']}" if incident.get("team") else ""
+    assignee = f", assignee @{incident['assignee']}" if incident.get("assignee") else ""
+    return (f"#{incident['id']} [{_tags(incident.get('source'), incident.get('severity'))}] "
+            f"{incident['status']}{team}{assignee}: {_preview(incident['description'], LINE_PREVIEW)}")
+
+
+def already_text(incident: dict[str, Any]) -> str:
+    assignee = f", assignee @{incident['assignee']}" if incident.get("assignee") else ""
+    return f"#{incident['id']} is already {incident['status']}{assignee}"
+
+
+def moved_on_text(incident: dict[str, Any]) -> str:
+    return f"#{incident['id']} is {incident['status']} now"
+
+
+def unknown_button_text() -> str:
+    return "This button is no longer supported: reply to the message with the command instead."
+
+
+def press_not_served_text(private: bool) -> str:
+    if private:
+        return "Buttons work in the incident groups only, not in a private chat."
+    return "This chat is not served: buttons work in the incident groups only."
+
+
+def cannot_reopen_text(incident_id: int, holder: int) -> str:
+    return f"#{incident_id} cannot be reopened: #{holder} is open for the same alert"
 
 
 def created_text(incident: dict[str, Any]) -> str:

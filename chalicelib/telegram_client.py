@@ -106,9 +106,12 @@ class BotTokenUnavailable(Exception):
 
 @dataclass
 class Console:
-    """A local run with no bot token (NOTIFY_TO_CONSOLE=1): print instead."""
+    """A local run with no bot token (NOTIFY_TO_CONSOLE=1): print instead. `transcript`: the local
+    chat's file (scripts/say.py), where edits are recorded too, so the simulated chat shows a
+    pressed message as Telegram would."""
 
     write: Callable[[str], None] = print
+    transcript: str | None = None
 
     def send_message(self, chat_id: str, text: str, thread_id: int | None = None,
                      buttons: dict[str, Any] | None = None) -> None:
@@ -118,10 +121,18 @@ class Console:
     def edit_message_text(self, chat_id: int | str, message_id: int, text: str,
                           buttons: dict[str, Any] | None) -> None:
         self.write(f"[telegram → {chat_id} edits message {message_id}] {text}{_shown(buttons)}")
+        self._record(chat_id, message_id, {"text": text, "reply_markup": buttons or {"inline_keyboard": []}})
 
     def edit_message_reply_markup(self, chat_id: int | str, message_id: int,
                                   buttons: dict[str, Any] | None) -> None:
         self.write(f"[telegram → {chat_id} edits message {message_id}'s buttons]{_shown(buttons) or ' none'}")
+        self._record(chat_id, message_id, {"reply_markup": buttons or {"inline_keyboard": []}})
+
+    def _record(self, chat_id: int | str, message_id: int, changes: dict[str, Any]) -> None:
+        if self.transcript:
+            edit = {"edited": {"chat_id": int(chat_id), "message_id": message_id, **changes}}
+            with open(self.transcript, "a", encoding="utf-8") as file:
+                file.write(json.dumps(edit, ensure_ascii=False) + "\n")
 
 
 class Lazy:
@@ -154,11 +165,15 @@ def from_environment() -> BotApi | Console:
     empty or unreadable token raises."""
     from chalicelib import secrets
 
-    token = secrets.read(secrets.TELEGRAM_BOT_TOKEN).strip()
+    local = os.environ.get("NOTIFY_TO_CONSOLE") == "1"
+    # Locally a token, if any, is in the environment: `chalice local` still sees the stage's
+    # parameter name, and no SSM answers there.
+    token = (os.environ.get(secrets.TELEGRAM_BOT_TOKEN.value_variable, "") if local
+             else secrets.read(secrets.TELEGRAM_BOT_TOKEN)).strip()
     if token:
         return BotApi.from_environment(token)
-    if os.environ.get("NOTIFY_TO_CONSOLE") == "1":
-        return Console()
+    if local:
+        return Console(transcript=os.environ.get("LOCAL_CHAT_TRANSCRIPT") or None)
     raise BotTokenUnavailable(
         f"no bot token: {secrets.parameter_name(secrets.TELEGRAM_BOT_TOKEN) or 'no parameter'} "
         "is missing or empty (TELEGRAM_BOT_TOKEN is not set either)")

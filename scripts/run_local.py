@@ -77,6 +77,9 @@ def stage_environment() -> dict[str, str]:
             **config["stages"][STAGE].get("environment_variables", {})}
 
 
+CHAT_TRANSCRIPT = "chat.jsonl"  # the local Telegram group's messages (scripts/say.py)
+
+
 def local_dir() -> Path:
     """Where the local run keeps its data (the table's items, the chat simulator's transcript)."""
     return Path(os.environ.get("LOCAL_DIR") or ROOT / ".local")
@@ -96,6 +99,10 @@ def local_environment(moto_port: int) -> dict[str, str]:
         INTAKE_QUEUE_URL=local_intake.queue_url(f"http://127.0.0.1:{moto_port}", stage_environment()["INTAKE_QUEUE"]),
         INTAKE_BUCKET=local_intake.bucket_name(stage_environment()["INTAKE_QUEUE"]),
         API_KEYS=env.get("API_KEYS") or DEFAULT_API_KEYS,
+        # Without a bot token, Telegram calls (a pressed button's edit, notices) are printed, and
+        # edits are recorded in `make say`'s transcript.
+        NOTIFY_TO_CONSOLE="1",
+        LOCAL_CHAT_TRANSCRIPT=str(local_dir() / CHAT_TRANSCRIPT),
         # Set here so that nothing local ever asks SSM (the stage names a parameter for Lambda).
         TELEGRAM_SECRET_TOKEN=env.get("TELEGRAM_SECRET_TOKEN") or DEFAULT_TELEGRAM_SECRET,
         INTEGRATION_KEYS=env.get("INTEGRATION_KEYS") or DEFAULT_INTEGRATION_KEY,
@@ -113,6 +120,8 @@ def notifier_environment(env: dict[str, str], table: str) -> dict[str, str]:
     notification handler this process runs beside it."""
     overridable = {name: env[name] for name in ("TELEGRAM_NOTIFY_CHAT", "REMIND_NEW_AFTER_MIN",
                                                 "DIGEST_HOUR_UTC") if env.get(name)}
+    # Only the webhook's edits belong in `make say`'s transcript: a notice has no message id there.
+    env = {name: value for name, value in env.items() if name != "LOCAL_CHAT_TRANSCRIPT"}
     return {**env, **stage_environment(), **overridable, "TABLE_NAME": table}
 
 

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import boto3
 import pytest
@@ -382,8 +383,8 @@ def test_each_function_reads_only_the_secrets_it_needs(stage):
     assert arns(stage, API, "ssm") == {
         f"arn:aws:ssm:*:*:parameter{env[name]}"
         for name in ("API_KEYS_PARAMETER", "TELEGRAM_SECRET_PARAMETER", "CURSOR_SECRET_PARAMETER",
-                     "INTEGRATION_KEYS_PARAMETER")}
-    for function in NOTIFIER_FUNCTIONS:  # the bot token, and only they
+                     "INTEGRATION_KEYS_PARAMETER", "TELEGRAM_BOT_TOKEN_PARAMETER")}  # the token: a press's edit
+    for function in NOTIFIER_FUNCTIONS:  # the bot token, and only it
         assert arns(stage, function, "ssm") == {f"arn:aws:ssm:*:*:parameter{env['TELEGRAM_BOT_TOKEN_PARAMETER']}"}
     for function in (*EVENT_FUNCTIONS, GAUGE_FUNCTION, INTAKE_FUNCTION):
         assert statements(stage, function, "ssm") == [], f"{function} may read a secret"
@@ -470,6 +471,16 @@ def exercise_the_api(api: Any, client: Any) -> None:
         "/telegram/webhook", body=json.dumps(load_payload("telegram/new_operator.json")),
         headers={"Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": "tg-secret"})
     assert response.status_code == 200 and response.json_body
+    # A button press edits its message with the bot token (a fake Bot API without that message
+    # refuses the edit, or no token is configured: the webhook survives either).
+    press = load_payload("telegram/press_take.json")
+    press["callback_query"]["data"] = response.json_body["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
+    from tests.fake_bot_api import FakeBotApi
+
+    with FakeBotApi() as bot, mock.patch.dict(os.environ, {"TELEGRAM_API_URL": bot.url}):
+        pressed = client.http.post("/telegram/webhook", body=json.dumps(press), headers={
+            "Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": "tg-secret"})
+    assert pressed.json_body["method"] == "answerCallbackQuery"
     unmute = load_payload("telegram/new_operator.json")
     unmute["update_id"], unmute["message"]["text"] = 5, "/unmute"
     response = client.http.post("/telegram/webhook", body=json.dumps(unmute), headers={

@@ -123,12 +123,13 @@ def test_make_say_talks_to_the_local_bot_and_replies_reach_the_incident_it_named
     with local_service({"API_KEYS": KEY}) as run:
         assert say(run, "[monitoring] Самокат 42 не в сети") == [
             "ivan_ops [1]: [monitoring] Самокат 42 не в сети",
-            "IncidentBot [2]: Incident #1 created: Самокат 42 не в сети",
+            "IncidentBot [2]: Incident #1 created: Самокат 42 не в сети  [Take] [Resolve]",
         ]
         assert say(run, "/new@IncidentBot POS 7 not answering", FROM="anna_support")[1] == \
-            "IncidentBot [4]: Incident #2 created: POS 7 not answering"
+            "IncidentBot [4]: Incident #2 created: POS 7 not answering  [Take] [Resolve]"
         assert say(run, "в работе смотрю", REPLY_TO="2") == [
-            "ivan_ops [5]: в работе смотрю", "IncidentBot [6]: #1 → in_progress, assignee @ivan_ops"]
+            "ivan_ops [5]: в работе смотрю",
+            "IncidentBot [6]: #1 → in_progress, assignee @ivan_ops  [Resolve] [Close]"]
         assert say(run, "кто смотрит #3?", FROM="222222222") == [
             "222222222 [7]: кто смотрит #3?",
             "(no answer: the bot ignores this message; make run's log says why)"]
@@ -137,3 +138,13 @@ def test_make_say_talks_to_the_local_bot_and_replies_reach_the_incident_it_named
             ("new", None, "telegram:ivan_ops"), ("in_progress", "смотрю", "telegram:ivan_ops")]
         assert incident["source"] == "monitoring"
         assert call(run.base, "GET", "/incidents/2")[2]["history"][0]["by"] == "telegram:anna_support"
+
+        assert say(run, "", PRESS="4:resolve", FROM="maria_sre") == [
+            "maria_sre presses [Resolve] on [4]",
+            "IncidentBot answers: #2 → resolved",
+            "IncidentBot [4] now: #2 [operator] resolved: POS 7 not answering  [Reopen] [Close]"]
+        assert say(run, "", PRESS="2:Take")[1:] == [  # message 2 still showed #1 as new
+            "IncidentBot answers: #1 is already in_progress, assignee @ivan_ops",
+            "IncidentBot [2] now: #1 [monitoring] in_progress, assignee @ivan_ops: Самокат 42 не в сети"
+            "  [Resolve] [Close]"]
+        assert call(run.base, "GET", "/incidents/2")[2]["history"][-1]["by"] == "telegram:maria_sre"

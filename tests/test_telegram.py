@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib import telegram
+from chalicelib import buttons, telegram
+from chalicelib.incidents import Status
 from chalicelib.telegram import (
     AddNote,
     ChangeStatus,
@@ -396,8 +397,53 @@ def test_a_blank_message_is_ignored():
     assert parse(with_text("new_operator", "  \n ")) == Ignore("no text")
 
 
-def test_a_button_press_is_an_unsupported_update():
+def test_a_button_press_is_no_message_command():
     assert parse(load("callback_query")) == Ignore("unsupported update")
+
+
+def test_a_button_press_names_the_pressed_message_the_presser_and_what_the_button_asks():
+    pressed = telegram.parse_press(load("press_take"))
+    assert pressed == telegram.ButtonPress(
+        "4382bfdwdsb323b301", Context(GROUP, 1, "telegram:anna_support"),
+        buttons.Press(buttons.TAKE, 17, Status.NEW))
+    assert (pressed.context.username, pressed.private) == ("anna_support", False)
+    assert telegram.chat_id_of(load("press_take")) == GROUP
+
+
+def test_a_press_in_a_forum_topic_and_in_a_private_chat_say_so():
+    assert telegram.parse_press(load("press_in_topic")).context.topic == 5
+    assert telegram.parse_press(load("press_private")).private is True
+
+
+def test_a_press_on_a_button_of_an_older_kind_carries_no_action():
+    assert telegram.parse_press(load("callback_query")).press is None
+
+
+@pytest.mark.parametrize("broken", [
+    lambda u: u["callback_query"].pop("id"),
+    lambda u: u["callback_query"].pop("from"),
+    lambda u: u["callback_query"].pop("message"),
+    lambda u: u["callback_query"]["message"].pop("chat"),
+    lambda u: u.pop("update_id"),
+])
+def test_a_press_that_cannot_be_answered_or_placed_is_malformed(broken):
+    update = load("press_take")
+    broken(update)
+    assert telegram.parse_press(update) == Ignore("malformed update")
+
+
+def test_the_line_a_pressed_message_shows_names_what_the_incident_has_on_one_line():
+    incident = {"id": 17, "source": "monitoring", "severity": "critical", "status": "in_progress",
+                "team": "payments", "assignee": "ivan_ops", "description": "Касса #7\nне отвечает"}
+    assert telegram.incident_line(incident) == \
+        "#17 [monitoring, critical] in_progress, team payments, assignee @ivan_ops: Касса #7 не отвечает"
+    bare = {**incident, "severity": None, "team": None, "assignee": None, "status": "new"}
+    assert telegram.incident_line(bare) == "#17 [monitoring] new: Касса #7 не отвечает"
+
+
+def test_the_answer_to_a_press_fits_what_telegram_shows():
+    answer = telegram.press_answer("q1", "x" * 500)
+    assert answer["method"] == "answerCallbackQuery" and len(answer["text"]) == 200
 
 
 def test_chit_chat_mentioning_an_incident_is_ignored():

@@ -82,6 +82,8 @@ def test_an_operator_tag_creates_an_incident_and_the_bot_confirms_in_the_chat(cl
         "chat_id": GROUP,
         "reply_to_message_id": 1101,
         "text": "Incident #1 created: Самокат #42 не в сети",
+        "reply_markup": {"inline_keyboard": [[{"text": "Take", "callback_data": "take:1:new"},
+                                              {"text": "Resolve", "callback_data": "resolve:1:new"}]]},
     }
     created = incident(api, 1)
     assert (created["description"], created["source"], created["status"]) == (
@@ -157,6 +159,8 @@ def test_hash_id_fixed_resolves_the_incident_with_the_rest_as_the_note(client, a
         "chat_id": GROUP,
         "reply_to_message_id": 1104,
         "text": "#42 → resolved",
+        "reply_markup": {"inline_keyboard": [[{"text": "Reopen", "callback_data": "reopen:42:resolved"},
+                                              {"text": "Close", "callback_data": "close:42:resolved"}]]},
     }
     changed = incident(api, 42)
     assert changed["status"] == "resolved"
@@ -432,7 +436,7 @@ def test_an_edited_status_change_is_not_applied(client, api, store):
 
 
 @pytest.mark.parametrize(
-    "name", ["sticker", "new_chat_members", "channel_post", "callback_query", "chit_chat"]
+    "name", ["sticker", "new_chat_members", "channel_post", "chit_chat"]
 )
 def test_updates_that_are_not_commands_get_no_answer_and_change_nothing(client, api, name):
     assert answer(send(client, update(name))) == {}
@@ -446,9 +450,11 @@ def test_a_photo_without_a_caption_creates_nothing(client, api):
     assert all_incidents(api) == []
 
 
-def test_a_button_press_on_the_bots_message_changes_nothing(client, api, store):
-    seed(store, 17)
-    assert answer(send(client, update("callback_query"))) == {}
+def test_a_button_of_a_kind_the_bot_no_longer_makes_changes_nothing_and_is_answered(client, api, store):
+    seed(store, 17)  # callback_query.json's "resolve:17" does not say which status it showed
+    assert answer(send(client, update("callback_query"))) == {
+        "method": "answerCallbackQuery", "callback_query_id": "4382bfdwdsb323b2d9",
+        "text": "This button is no longer supported: reply to the message with the command instead."}
     assert incident(api, 17)["status"] == "new"
 
 
