@@ -52,7 +52,8 @@ def test_docs_page_escapes_what_it_inserts() -> None:
 def test_the_lambda_package_does_not_carry_the_redoc_bundle() -> None:
     chalicelib = Path(docs_page.__file__).resolve().parent
     assert not list(chalicelib.rglob("*.js")) and not list(chalicelib.rglob("*.gz"))
-    assert all(p.stat().st_size < 50 * 1024 for p in chalicelib.rglob("*") if p.is_file())
+    # Redoc's bundle is about 1 MB; the largest file of ours is the OpenAPI document (~55 KB).
+    assert all(p.stat().st_size < 200 * 1024 for p in chalicelib.rglob("*") if p.is_file())
 
 
 class _AssetHandler(http.server.BaseHTTPRequestHandler):

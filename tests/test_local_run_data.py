@@ -33,7 +33,7 @@ def test_a_killed_run_loses_at_most_the_last_seconds_and_a_restart_announces_not
         time.sleep(3)  # the notifier polls the stream every second
     assert "items loaded" in run.output
     announced = [line for line in run.output.splitlines() if line.startswith("[telegram")]
-    assert announced == ["[telegram → -1001234567890] #2 [partner] new: POS 7"], run.output
+    assert announced == ["[telegram → -1001234567890] #2 [partner] new: POS 7  [Take] [Resolve]"], run.output
 
 
 def recorded(operation, body):
