@@ -102,10 +102,7 @@ def handle_update(store: Store, update: object, settings: Settings,
     try:
         text, incident = _run(store, command, once, team, now)
     except IdempotencyKeyReused:
-        logger.warning("telegram update ignored",
-                       extra={"reason": "update_id reused for another command", "update_id": update_id})
-        logs.annotate(outcome="ignored", reason="update_id reused")
-        return NOTHING
+        return _reused(update_id)
     logger.info("telegram command handled",
                 extra={"command": type(command).__name__, "update_id": update_id,
                        "chat_id": command.context.chat_id, "by": command.context.by})
@@ -205,10 +202,7 @@ def _press(store: Store, update: dict[str, Any], served: frozenset[int], editor:
     try:
         text, incident = _apply_press(store, press, context.by, once)
     except IdempotencyKeyReused:
-        logger.warning("telegram update ignored",
-                       extra={"reason": "update_id reused for another command", "update_id": update_id})
-        logs.annotate(outcome="ignored", reason="update_id reused")
-        return NOTHING
+        return _reused(update_id)
     logger.info("telegram button pressed",
                 extra={"action": press.action.name, "incident_id": press.incident_id,
                        "shown": str(press.shown), "update_id": update_id,
@@ -318,6 +312,14 @@ def _seen(store: Store) -> dict[int, str | None]:
     if len(seen) >= MAX_SEEN_USERS:
         seen.clear()
     return seen
+
+
+def _reused(update_id: int | None) -> dict[str, Any]:
+    """An update_id seen before as another kind of update: not Telegram's redelivery, ignored."""
+    logger.warning("telegram update ignored",
+                   extra={"reason": "update_id reused for another command", "update_id": update_id})
+    logs.annotate(outcome="ignored", reason="update_id reused")
+    return NOTHING
 
 
 def _refuse_constant(name: str) -> Any:
