@@ -131,7 +131,11 @@ def _fast_query(self: MotoTable, hash_key: Any, *args: Any, **kwargs: Any) -> An
         index = next((i for i in self.global_indexes if i.name == index_name), None)
         if index is None or _index_key(index) is None:
             return _original_query(self, hash_key, *args, **kwargs)
-        only = _partitions(self).get(index_name, {}).get(_plain_key(hash_key), {})
+        partitions = _partitions(self)
+        if index_name not in partitions:  # added by UpdateTable since the table was indexed
+            index_table(self)
+            partitions = _partitions(self)
+        only = partitions.get(index_name, {}).get(_plain_key(hash_key), {})
     elif self.range_key_attr:
         only = self.items.get(hash_key, {})
     else:

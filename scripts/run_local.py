@@ -140,17 +140,26 @@ def aws_client(service: str, env: dict[str, str]) -> Any:
     )
 
 
-def ensure_table(client: Any, name: str) -> None:
-    """Creates the table unless the kept data already had it."""
+def ensure_table(client: Any, name: str) -> list[str]:
+    """Creates the table unless the kept data already had it; adds the indexes a newer
+    chalicelib/store.py defines, as a deploy does (one UpdateTable each). Returns their names."""
     if name not in client.list_tables()["TableNames"]:
         create_table(client, name)
-        return
+        return []
     described = client.describe_table(TableName=name)["Table"]
-    if _layout(described) != _layout(TABLE_DEFINITION):
+    kept_keys, kept_indexes = _layout(described)
+    keys, indexes = _layout(TABLE_DEFINITION)
+    if kept_keys != keys or not set(kept_indexes) <= set(indexes):
         raise StartFailed(
             f"the data kept in {local_dir()} has another table layout than chalicelib/store.py "
             "defines: start empty with `make run FRESH=1` (or `make reset`)"
         )
+    added = [index for index in TABLE_DEFINITION["GlobalSecondaryIndexes"]
+             if (index["IndexName"], _layout({"KeySchema": index["KeySchema"]})[0]) not in kept_indexes]
+    for index in added:
+        client.update_table(TableName=name, AttributeDefinitions=TABLE_DEFINITION["AttributeDefinitions"],
+                            GlobalSecondaryIndexUpdates=[{"Create": index}])
+    return [index["IndexName"] for index in added]
 
 
 def _layout(definition: dict[str, Any]) -> tuple:
@@ -346,7 +355,8 @@ def main() -> int:
         table = stage_table_name()
         # The queue first: /health answers once the table does, and then the queue is there too.
         local_intake.ensure_intake(aws_client("sqs", env), aws_client("s3", env), stage_environment()["INTAKE_QUEUE"])
-        ensure_table(dynamodb_client(env), table)
+        for index in ensure_table(dynamodb_client(env), table):
+            print(f"The kept table gets the index {index} this version defines, as a deploy would add it")
         wait_until_serving(chalice, port)
         local_stream.start(notifier_environment(env, table), stop_notifier)
         local_intake.start(stop_notifier)

@@ -74,3 +74,39 @@ def test_data_kept_by_the_old_request_recording_is_migrated_once(tmp_path):
     with local_service({"API_KEYS": KEY}, local_dir=kept) as run:
         assert [call(run.base, "GET", f"/incidents/{i}")[0] for i in (1, 2)] == [200, 200]
     assert "migrated" not in run.output
+
+
+def test_data_kept_before_an_index_was_added_gets_the_index_as_a_deploy_would(tmp_path):
+    kept = tmp_path / "local"
+    kept.mkdir()
+    table = "incidents-dev"
+    before = {**TABLE_DEFINITION, "GlobalSecondaryIndexes": [
+        index for index in TABLE_DEFINITION["GlobalSecondaryIndexes"] if index["IndexName"] != "by_status_team"],
+        "AttributeDefinitions": [
+            attribute for attribute in TABLE_DEFINITION["AttributeDefinitions"] if attribute["AttributeName"] != "team_created"]}
+    at = "2026-12-01T10:00:00.000Z"
+    incident = new_incident(1, "Касса #7 не отвечает", "partner", None, "api", at)
+    incident["history"] = [history_entry(at, "new", None, "api")]
+    serialize = TypeSerializer().serialize
+    items = [_item_from_incident(incident),
+             {"pk": _incident_pk(1), "sk": ENTRY_PREFIX + at, "entry": incident["history"][0]},
+             {**_COUNTER_KEY, "last_id": 1}]
+    (kept / OLD_RECORDING).write_text(
+        recorded("CreateTable", {"TableName": table, **before})
+        + "".join(recorded("PutItem", {"TableName": table, "Item": serialize(item)["M"]}) for item in items),
+        encoding="utf-8")
+    team = {"chat_id": -1001234567890, "time_zone": "UTC",
+            "rotation": {"members": ["ivan_ops"], "start": "2026-12-01T10:00", "shift": "daily"},
+            "escalation_rules": [{"escalation_delay_in_minutes": 15, "targets": ["on_call"]}]}
+
+    with local_service({"API_KEYS": KEY}, local_dir=kept) as run:
+        assert call(run.base, "PUT", "/teams/ops", team)[0] == 201
+        assert call(run.base, "PATCH", "/incidents/1", {"team": "ops"})[0] == 200
+        listed = call(run.base, "GET", "/incidents?team=ops&status=new")[2]["items"]
+    assert "gets the index by_status_team" in run.output
+    assert [item["id"] for item in listed] == [1]
+
+    with local_service({"API_KEYS": KEY}, local_dir=kept) as run:  # kept with its index now
+        listed = call(run.base, "GET", "/incidents?team=ops")[2]["items"]
+    assert "gets the index" not in run.output
+    assert [item["id"] for item in listed] == [1]
