@@ -48,6 +48,14 @@ class FakeBotApi:
         """A sent message as it is now: `text` and `reply_markup` after the latest edit."""
         return self.chats[(str(chat_id), message_id)]
 
+    def webhook_reply(self, answer: dict[str, Any]) -> dict[str, Any]:
+        """What Telegram does with a method the webhook answered with (`{"method": …, …}`): it
+        calls it, so it is recorded and refused here as a direct call would be."""
+        method = answer["method"]
+        status, reply = self._apply(method, {k: v for k, v in answer.items() if k != "method"})
+        assert status == 200, reply
+        return reply
+
     def __enter__(self) -> "FakeBotApi":
         self._thread.start()
         return self

@@ -57,7 +57,8 @@ def posted(bot: FakeBotApi, shown: dict[str, Any], chat: int = GROUP) -> int:
 
 
 def press(client: Any, name: str = "press_take", data: str | None = None,
-          update_id: int | None = None) -> dict[str, Any]:
+          update_id: int | None = None, bot: FakeBotApi | None = None) -> dict[str, Any]:
+    """The webhook's answer to a press; with `bot`, Telegram then calls the method it names."""
     payload = load_payload(f"telegram/{name}.json")
     if data is not None:
         payload["callback_query"]["data"] = data
@@ -68,6 +69,8 @@ def press(client: Any, name: str = "press_take", data: str | None = None,
         assert body["method"] == "answerCallbackQuery"
         assert body["callback_query_id"] == payload["callback_query"]["id"]
         assert len(body["text"]) <= 200
+        if bot is not None:
+            bot.webhook_reply(body)
     return body
 
 
@@ -87,7 +90,7 @@ def test_every_offered_button_applies_its_action_by_the_presser_and_shows_the_ne
     posted(bot, before)
     target = buttons.BY_NAME[action].target
 
-    said = press(client, data=f"{action}:17:{shown}")
+    said = press(client, data=f"{action}:17:{shown}", bot=bot)
 
     after = incident(api, 17)
     assert after["status"] == target
@@ -98,6 +101,8 @@ def test_every_offered_button_applies_its_action_by_the_presser_and_shows_the_ne
     assert said["text"] == f"#17 → {target}" + (", assignee @anna_support" if taken else "")
     shows(bot, after)
     assert after["status"] in bot.message(GROUP, 1)["text"]
+    assert [name for name, _ in bot.calls] == ["sendMessage", "editMessageText", "answerCallbackQuery"]
+    assert bot.called("answerCallbackQuery")[0]["text"] == said["text"]
 
 
 def test_the_edited_message_names_status_severity_team_assignee_and_the_description(client, api, store, bot):
@@ -145,7 +150,7 @@ def test_a_button_on_a_message_whose_status_is_gone_changes_nothing_and_shows_th
     posted(bot, {**before, "status": shown})
     target = buttons.BY_NAME[action].target
 
-    said = press(client, data=f"{action}:17:{shown}")
+    said = press(client, data=f"{action}:17:{shown}", bot=bot)
 
     after = incident(api, 17)
     assert (after["status"], after["history_count"], after["assignee"]) == (current, before["history_count"], None)
