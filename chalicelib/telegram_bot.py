@@ -160,6 +160,9 @@ def _run(store: Store, command: telegram.Command, once: services.OnceKey,
         logs.annotate(outcome="refused", incident_id=error.incident_id, reason="transition not allowed")
         return (telegram.transition_refused_text(error.incident_id, error.current, error.allowed),
                 {"id": error.incident_id, "status": error.current})
+    except DedupKeyHeld as held:  # a reopen while another incident is open for the same alert
+        logs.annotate(outcome="refused", incident_id=held.incident_id, reason="dedup_key held")
+        return telegram.cannot_reopen_text(held.incident_id, held.holder), held.incident
     except InvalidInput as error:
         logs.annotate(outcome="refused", reason="invalid input")
         return telegram.not_accepted_text(str(error)), None

@@ -567,3 +567,16 @@ def test_when_the_table_does_not_answer_open_is_answered_503(client, monkeypatch
 
     monkeypatch.setattr(BaseClient, "_make_api_call", no_answer)
     assert send(client, update("open_list")).status_code == 503
+
+
+def test_a_typed_reopen_while_another_incident_holds_its_alert_is_answered_not_failed(client, api, store):
+    services.open_incident(store, description="POS 7 down", source="monitoring", by="api", dedup_key="pos-7")
+    services.change_status(store, 1, "resolved", by="api")
+    services.open_incident(store, description="POS 7 down again", source="monitoring", by="api",
+                           dedup_key="pos-7")
+
+    reply = answer(send(client, update("new_operator", "#1 take")))
+
+    assert reply["text"] == "#1 cannot be reopened: #2 is open for the same alert"
+    assert [b["text"] for b in reply["reply_markup"]["inline_keyboard"][0]] == ["Reopen", "Close"]
+    assert incident(api, 1)["status"] == "resolved"
