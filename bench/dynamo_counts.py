@@ -633,7 +633,15 @@ def skewed_checks(results: Iterable[SizeResult]) -> dict[str, Any]:
 
     call_growth = max((growth(first.skew[n].call_count, last.skew[n].call_count) for n in last.skew),
                       default=1.0)
+    # One Query per page: what it reads per incident returned must not grow with the table.
     per_returned = max((growth(first.skew[n].read_per_returned, last.skew[n].read_per_returned)
-                        for n in last.skew), default=1.0)
+                        for n in last.skew if last.skew[n].partitions == 1), default=1.0)
+    # A page merged from several partitions (a team alone: one per status) reads up to limit+1 from
+    # each, so what it reads beyond the page depends on how the matches spread over them, never on
+    # the table's size: at most (limit+1) × partitions − limit.
+    merged = [op for r in results for op in r.skew.values() if op.partitions > 1]
+    over_read = max((op.items_read - op.returned for op in merged), default=0)
+    over_bound = min((limit * op.partitions - PAGE_LIMIT for op in merged), default=0)
     return {"calls": over_calls, "items": over_items, "per_call": over_per_call,
-            "call_growth": call_growth, "read_per_returned_growth": per_returned}
+            "call_growth": call_growth, "read_per_returned_growth": per_returned,
+            "merged_over_read": over_read, "merged_over_read_bound": over_bound}
