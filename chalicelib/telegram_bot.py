@@ -4,6 +4,7 @@ Unavailable propagates: a 5xx makes Telegram redeliver. Why and how: docs/telegr
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -128,7 +129,7 @@ def _run(store: Store, command: telegram.Command, once: services.OnceKey,
             case telegram.ShowOnCall(context=context):
                 return _show_on_call(store, team, _sent_at(context, now)), None
             case telegram.TakeOnCall(context=context, minutes=minutes, given=given):
-                return _take_on_call(store, team, context, minutes, given, _sent_at(context, now)), None
+                return _take_on_call(store, team, context, minutes, given, _sent_at(context, now), once), None
             case telegram.ChangeStatus(incident_id=incident_id, status=status, note=note):
                 # Whoever takes it is its assignee (a sender without a username: unchanged).
                 taker = telegram.username_of(by) if status == Status.IN_PROGRESS else None
@@ -272,7 +273,7 @@ def _show_on_call(store: Store, team: dict[str, Any] | None, at: datetime) -> st
 
 
 def _take_on_call(store: Store, team: dict[str, Any] | None, context: telegram.Context,
-                  minutes: int | None, given: str, at: datetime) -> str:
+                  minutes: int | None, given: str, at: datetime, once: services.OnceKey) -> str:
     if team is None:
         return telegram.no_team_text()
     if context.username is None:
@@ -281,8 +282,10 @@ def _take_on_call(store: Store, team: dict[str, Any] | None, context: telegram.C
         return telegram.bad_override_text(given, teams.MAX_OVERRIDE.days)
     # The same use case as POST /teams/{name}/overrides, with the same rules.
     end = at + timedelta(minutes=minutes)
+    # Its id from the update's: Telegram delivering the update again finds this override.
     override = teams.add_override(
-        store, team["sk"], {"user": context.username, "start": teams.iso(at), "end": teams.iso(end)}, at)
+        store, team["sk"], {"user": context.username, "start": teams.iso(at), "end": teams.iso(end)}, at,
+        override_id=hashlib.sha256(once.key.encode()).hexdigest()[:16])
     return telegram.override_text(team["sk"], override["user"], teams.parse_iso(override["end"]),
                                   team["time_zone"])
 

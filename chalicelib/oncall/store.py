@@ -18,6 +18,10 @@ class Refused(Exception):
     """A condition refused the write: the team (or override) is not there."""
 
 
+class AlreadyAdded(Exception):
+    """An override with this id is there already: the same request, made again."""
+
+
 class TeamStore:
     def __init__(self, store: Store) -> None:
         self._store = store
@@ -96,9 +100,12 @@ class TeamStore:
                          "ConditionExpression": "attribute_not_exists(pk)"}},
             ])
         except ClientError as error:
-            if _code(error) == "TransactionCanceledException":
-                raise Refused(name) from None
-            raise
+            if _code(error) != "TransactionCanceledException":
+                raise
+            reasons = [reason.get("Code") for reason in error.response.get("CancellationReasons", [])]
+            if reasons[:2] == ["None", "ConditionalCheckFailed"]:
+                raise AlreadyAdded(override["id"]) from None
+            raise Refused(name) from None
 
     @_translating_errors
     def delete_override(self, name: str, generation: str, override: dict[str, Any]) -> None:

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from chalicelib.incidents import IncidentError, InvalidInput
 from chalicelib.oncall import chats, routing
 from chalicelib.oncall import rotation as rot
-from chalicelib.oncall.store import Refused, RouteStore, TeamStore
+from chalicelib.oncall.store import AlreadyAdded, Refused, RouteStore, TeamStore
 from chalicelib.payloads import fields
 from chalicelib.store import Store
 
@@ -260,7 +260,10 @@ def _rotation_of(team: dict[str, Any]) -> rot.Rotation:
 # --- overrides ---
 
 
-def add_override(store: Store, name: str, body: dict[str, Any], now: datetime) -> dict[str, Any]:
+def add_override(store: Store, name: str, body: dict[str, Any], now: datetime,
+                 override_id: str | None = None) -> dict[str, Any]:
+    """`override_id`: given by a caller that may repeat the request (a Telegram update delivered
+    again), so that the repeat finds the first one rather than adding another."""
     given = fields(body, OVERRIDE_FIELDS)
     user = username(given["user"], "user")
     start, end = instant(given["start"], "start"), instant(given["end"], "end")
@@ -276,10 +279,12 @@ def add_override(store: Store, name: str, body: dict[str, Any], now: datetime) -
     if len(current) >= MAX_OVERRIDES:
         raise OnCallLimit(f"team {item['sk']!r} has {len(current)} current and future overrides, the most "
                           "allowed; delete one or wait until one ends")
-    override = {"id": secrets.token_hex(8), "user": user, "start": iso(start), "end": iso(end),
-                "created_at": iso(now)}
+    override = {"id": override_id or secrets.token_hex(8), "user": user, "start": iso(start),
+                "end": iso(end), "created_at": iso(now)}
     try:
         teams.add_override(item["sk"], item["generation"], override, int(end.timestamp()))
+    except AlreadyAdded:
+        pass  # the same request again: the same override
     except Refused:
         raise TeamNotFound(name) from None
     return override

@@ -275,6 +275,27 @@ def test_override_puts_the_sender_on_call_from_the_message_for_that_long(client,
     assert (at["user"], at["override"]) == ("oleg_k", True)
 
 
+def test_an_override_telegram_delivers_again_puts_the_sender_on_call_once(client, api):
+    put_team(api)
+    update = message("/override 4h", user_id=444444444, username="oleg_k")
+
+    first = said(client, update)
+    again = said(client, copy.deepcopy(update))  # our first answer was lost: the same update_id
+
+    assert again == first
+    overrides = api.get("/teams/ops/overrides").json_body["items"]
+    assert [(o["user"], o["end"]) for o in overrides] == [("oleg_k", "2026-12-09T16:00:00.000Z")]
+
+
+def test_two_overrides_sent_as_two_messages_are_two_overrides(client, api):
+    put_team(api)
+
+    said(client, message("/override 4h", user_id=444444444, username="oleg_k"))
+    said(client, message("/override 4h", user_id=444444444, username="oleg_k"))
+
+    assert len(api.get("/teams/ops/overrides").json_body["items"]) == 2
+
+
 @pytest.mark.parametrize("given, minutes", [("30m", 30), ("90min", 90), ("1d", 1440), ("31d", 31 * 1440),
                                             ("2 H", 120)])
 def test_override_takes_minutes_hours_and_days(client, api, given, minutes):
