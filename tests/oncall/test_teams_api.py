@@ -243,6 +243,25 @@ def test_an_override_is_created_listed_answers_oncall_and_is_deleted(api: Any) -
     assert "has no current or future override" in again.json_body["Message"]
 
 
+def test_an_override_write_applied_but_whose_answer_was_lost_answers_201_once(api: Any, store: Any,
+                                                                             monkeypatch: Any) -> None:
+    """botocore retries a call whose answer was lost; the retry then finds its own override there."""
+    from chalicelib.oncall.store import TeamStore
+
+    put(api, "ops", TEAM)
+    first_write = TeamStore.add_override
+
+    def applied_then_retried(self: Any, *args: Any) -> None:
+        first_write(self, *args)
+        first_write(self, *args)
+
+    monkeypatch.setattr(TeamStore, "add_override", applied_then_retried)
+    created = api.post("/teams/ops/overrides", {"user": "zoe_backup", "start": soon(-1), "end": soon(3)})
+
+    assert created.status_code == 201, created.json_body
+    assert api.get("/teams/ops/overrides").json_body == {"items": [created.json_body]}
+
+
 def test_the_override_created_last_wins_where_two_overlap(api: Any) -> None:
     put(api, "ops", TEAM)
     api.post("/teams/ops/overrides", {"user": "zoe_backup", "start": soon(-1), "end": soon(5)})
