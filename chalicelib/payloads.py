@@ -215,11 +215,17 @@ class PageQuery:
     cursor: str | None
 
 
-def page_query(params: Mapping[str, str] | None) -> PageQuery:
+def only_query_params(params: Mapping[str, str] | None, *allowed: str) -> Mapping[str, str]:
+    """The query parameters, none of them but `allowed` (else InvalidInput listing them)."""
     params = params or {}
-    unknown = sorted(set(params) - {"limit", "cursor"})
+    unknown = sorted(set(params) - set(allowed))
     if unknown:
-        raise InvalidInput(f"unknown query parameter(s): {', '.join(unknown)}; allowed: limit, cursor")
+        raise InvalidInput(f"unknown query parameter(s): {', '.join(unknown)}; allowed: {', '.join(allowed)}")
+    return params
+
+
+def page_query(params: Mapping[str, str] | None) -> PageQuery:
+    params = only_query_params(params, "limit", "cursor")
     return PageQuery(limit=_limit(params.get("limit")), cursor=params.get("cursor"))
 
 

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Mapping
 
 from chalicelib.incidents import OPEN_STATUSES, InvalidInput, Source
+from chalicelib.payloads import only_query_params
 
 DEFAULT_WINDOW = timedelta(days=7)
 MAX_WINDOW = timedelta(days=90)
@@ -31,10 +32,7 @@ def parse_time(text: str) -> datetime:
 
 def since_from_query(params: Mapping[str, str] | None, now: datetime) -> datetime:
     """Naive times are UTC; at most 90 days back; anything else raises InvalidInput."""
-    params = params or {}
-    unknown = sorted(set(params) - {"since"})
-    if unknown:
-        raise InvalidInput(f"unknown query parameter(s): {', '.join(unknown)}; allowed: since")
+    params = only_query_params(params, "since")
     text = params.get("since")
     if text is None:
         return now - DEFAULT_WINDOW

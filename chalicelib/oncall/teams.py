@@ -13,7 +13,7 @@ from chalicelib.incidents import IncidentError, InvalidInput
 from chalicelib.oncall import chats, routing
 from chalicelib.oncall import rotation as rot
 from chalicelib.oncall.store import AlreadyAdded, Refused, RouteStore, TeamStore
-from chalicelib.payloads import fields
+from chalicelib.payloads import fields, only_query_params
 from chalicelib.store import Store
 
 MAX_TEAMS = 100
@@ -338,10 +338,7 @@ def instant(value: Any, where: str) -> datetime:
 
 def at_from_query(params: dict[str, str] | None, now: datetime) -> datetime:
     """`at`: ISO 8601, UTC when it has no offset; default now."""
-    params = params or {}
-    unknown = sorted(set(params) - {"at"})
-    if unknown:
-        raise InvalidInput(f"unknown query parameter(s): {', '.join(unknown)}; allowed: at")
+    params = only_query_params(params, "at")
     value = params.get("at")
     if value is None:
         return now
