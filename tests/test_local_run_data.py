@@ -47,21 +47,27 @@ def recorded(operation, body):
     }) + "\n"
 
 
-def test_data_kept_by_the_old_request_recording_is_migrated_once(tmp_path):
+def old_recording(tmp_path, definition, description, source):
+    """A $LOCAL_DIR as the old `make run` left it: its table made with `definition`, and incident #1."""
     kept = tmp_path / "local"
     kept.mkdir()
     table = "incidents-dev"
     at = "2026-12-01T10:00:00.000Z"
-    incident = new_incident(1, "Самокат #42 не в сети", "monitoring", None, "api", at)
+    incident = new_incident(1, description, source, None, "api", at)
     incident["history"] = [history_entry(at, "new", None, "api")]
     serialize = TypeSerializer().serialize
     items = [_item_from_incident(incident),
              {"pk": _incident_pk(1), "sk": ENTRY_PREFIX + at, "entry": incident["history"][0]},
              {**_COUNTER_KEY, "last_id": 1}]
     (kept / OLD_RECORDING).write_text(
-        recorded("CreateTable", {"TableName": table, **TABLE_DEFINITION})
+        recorded("CreateTable", {"TableName": table, **definition})
         + "".join(recorded("PutItem", {"TableName": table, "Item": serialize(item)["M"]}) for item in items),
         encoding="utf-8")
+    return kept
+
+
+def test_data_kept_by_the_old_request_recording_is_migrated_once(tmp_path):
+    kept = old_recording(tmp_path, TABLE_DEFINITION, "Самокат #42 не в сети", "monitoring")
 
     with local_service({"API_KEYS": KEY}, local_dir=kept) as run:
         status, _, got = call(run.base, "GET", "/incidents/1")
@@ -77,24 +83,11 @@ def test_data_kept_by_the_old_request_recording_is_migrated_once(tmp_path):
 
 
 def test_data_kept_before_an_index_was_added_gets_the_index_as_a_deploy_would(tmp_path):
-    kept = tmp_path / "local"
-    kept.mkdir()
-    table = "incidents-dev"
     before = {**TABLE_DEFINITION, "GlobalSecondaryIndexes": [
         index for index in TABLE_DEFINITION["GlobalSecondaryIndexes"] if index["IndexName"] != "by_status_team"],
         "AttributeDefinitions": [
             attribute for attribute in TABLE_DEFINITION["AttributeDefinitions"] if attribute["AttributeName"] != "team_created"]}
-    at = "2026-12-01T10:00:00.000Z"
-    incident = new_incident(1, "Касса #7 не отвечает", "partner", None, "api", at)
-    incident["history"] = [history_entry(at, "new", None, "api")]
-    serialize = TypeSerializer().serialize
-    items = [_item_from_incident(incident),
-             {"pk": _incident_pk(1), "sk": ENTRY_PREFIX + at, "entry": incident["history"][0]},
-             {**_COUNTER_KEY, "last_id": 1}]
-    (kept / OLD_RECORDING).write_text(
-        recorded("CreateTable", {"TableName": table, **before})
-        + "".join(recorded("PutItem", {"TableName": table, "Item": serialize(item)["M"]}) for item in items),
-        encoding="utf-8")
+    kept = old_recording(tmp_path, before, "Касса #7 не отвечает", "partner")
     team = {"chat_id": -1001234567890, "time_zone": "UTC",
             "rotation": {"members": ["ivan_ops"], "start": "2026-12-01T10:00", "shift": "daily"},
             "escalation_rules": [{"escalation_delay_in_minutes": 15, "targets": ["on_call"]}]}
