@@ -314,15 +314,16 @@ def _change_status(
             return StatusChange(_changed(store, incident_id, by, entry), applied=True)
         except ConditionFailed as failed:
             current = _explain_refusal(incident_id, failed.item, target, expected, from_statuses)
-            if current["status"] == target:  # a no-op, or the once-key's first delivery applied it
-                replayed = only_from is not None and once is not None and _once_applied(store, once)
-                return StatusChange(get_incident(store, incident_id), applied=replayed, replayed=replayed)
+            if current["status"] == target:  # a no-op
+                return StatusChange(get_incident(store, incident_id), applied=False)
             if current.get("dedup_successor") is not None and target == Status.IN_PROGRESS:
                 if _reopen_taking_key_back(store, current, entry, expected, once, assignee):
                     return StatusChange(_changed(store, incident_id, by, entry), applied=True)
                 continue
             at = max(now_iso(), _just_after(current["last_entry_at"]))  # our clock is behind
-        except AlreadyDone:
+        except AlreadyDone as done:  # the once-key's first delivery applied it
+            if once is not None and done.record["fingerprint"] != once.fingerprint:
+                raise IdempotencyKeyReused() from None
             metrics.replayed()
             return StatusChange(get_incident(store, incident_id), applied=True, replayed=True)
         except StaleEvent as stale:
@@ -425,18 +426,6 @@ def _clean_assignee(value: Any) -> str | None:
     from chalicelib.oncall.teams import username
 
     return None if value is None else username(value, "assignee")
-
-
-def _once_applied(store: Store, once: OnceKey) -> bool:
-    """Whether a no-op is the redelivery of a change this once-key applied: its status condition
-    fails before the once-record's, so it ends up as a no-op rather than in AlreadyDone."""
-    record = store.once_record(once.key)
-    if record is None:
-        return False
-    if record["fingerprint"] != once.fingerprint:
-        raise IdempotencyKeyReused()
-    metrics.replayed()
-    return True
 
 
 def _changed(store: Store, incident_id: int, by: str, entry: dict[str, Any]) -> dict[str, Any]:

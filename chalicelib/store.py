@@ -833,10 +833,11 @@ class Store:
         if any(reason.get("Item") and _plain(reason["Item"]).get(WRITE_TOKEN) == token
                for reason in reasons):
             return  # our own first attempt, applied
-        for op, reason in zip(ops, reasons):
-            if reason.get("Code") == "ConditionalCheckFailed":
-                old = reason.get("Item")
-                raise op.refused(_plain(old) if old else None) from None
+        refusals = [op.refused(_plain(reason["Item"]) if reason.get("Item") else None)
+                    for op, reason in zip(ops, reasons) if reason.get("Code") == "ConditionalCheckFailed"]
+        if refusals:
+            # A request whose once-key is recorded was done already, whatever else refuses it now.
+            raise next((r for r in refusals if isinstance(r, AlreadyDone)), refusals[0]) from None
         codes = [reason.get("Code", "?") for reason in reasons]
         if "ValidationError" in codes:
             messages = "; ".join(r.get("Message", "") for r in reasons if r.get("Code") == "ValidationError")
