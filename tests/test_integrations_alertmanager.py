@@ -263,16 +263,22 @@ def test_the_receiver_is_stored_on_one_line_in_who_did_it(api):
     assert incident["history"][0]["by"] == "alertmanager:team #7 resolved: alarm recovered"
 
 
+def many_alerts(count, description_length):
+    """The sample batch's alert `count` times, each its own fingerprint, with a long description."""
+    batch = body("alertmanager_firing")
+    template = batch["alerts"][0]
+    batch["alerts"] = [{**template, "fingerprint": f"{n:016x}",
+                        "annotations": {**template["annotations"], "description": "x" * description_length}}
+                       for n in range(count)]
+    return batch
+
+
 def test_an_empty_batch_is_fine(api):
     assert deliver(api, {"alerts": []}).json_body == {"status": "success", "accepted": 0}
 
 
 def test_a_batch_of_100_alerts_over_64_kib_is_accepted(api):
-    batch = body("alertmanager_firing")
-    template = batch["alerts"][0]
-    batch["alerts"] = [{**template, "fingerprint": f"{n:016x}",
-                        "annotations": {**template["annotations"], "description": "x" * 700}}
-                       for n in range(100)]
+    batch = many_alerts(100, description_length=700)
     assert len(json.dumps(batch)) > 64 * 1024
     response = deliver(api, batch)
     assert response.status_code == 200
@@ -364,11 +370,7 @@ def test_a_hand_off_that_fails_is_503_with_retry_after_and_nothing_is_queued(api
 
 
 def test_a_batch_too_big_for_one_message_goes_through_s3_and_is_applied_whole(api):
-    batch = body("alertmanager_firing")
-    template = batch["alerts"][0]
-    batch["alerts"] = [{**template, "fingerprint": f"{n:016x}",
-                        "annotations": {**template["annotations"], "description": "x" * 900}}
-                       for n in range(300)]
+    batch = many_alerts(300, description_length=900)
     assert len(json.dumps(batch)) > 256 * 1024
     response = deliver(api, batch)
     assert response.status_code == 200 and response.json_body["accepted"] == 300
