@@ -150,6 +150,9 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
+READY_LINE = "Ctrl-C stops both.".encode()
+
+
 def _wait_for_health(run: LocalRun, log) -> None:
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
@@ -159,9 +162,16 @@ def _wait_for_health(run: LocalRun, log) -> None:
                                f"{log.read()[-4000:].decode(errors='replace')}")
         try:
             with urllib.request.urlopen(f"{run.base}/health", timeout=2) as response:
-                if response.status == 200:
+                # Healthy, and past its start-up (the kept table upgraded): its banner is out.
+                if response.status == 200 and READY_LINE in _read(log):
                     return
         except OSError:
             pass
         time.sleep(0.3)
     raise RuntimeError(f"{run.base}/health did not answer within {START_TIMEOUT:.0f} s")
+
+
+def _read(log) -> bytes:
+    """What make run wrote so far; pread, because a seek would move make run's own write offset
+    (the file is its stdout: one open file, shared)."""
+    return os.pread(log.fileno(), os.fstat(log.fileno()).st_size, 0)
